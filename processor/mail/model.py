@@ -1,0 +1,114 @@
+"""The typed result of parsing one mail: what every later stage (classify, thread, store) reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox from an address header; `address` is lower-cased only in its domain part."""
+
+    name: str
+    address: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A decoded attachment; `payload` holds the decoded bytes and is left out of repr and equality."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    inline: bool
+    content_id: str | None
+    payload: bytes = field(default=b"", repr=False, compare=False)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "inline": self.inline,
+            "content_id": self.content_id,
+        }
+
+
+_EMPTY_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """Everything the processor knows about one mail after parsing.
+
+    `headers` maps lower-cased header names to their decoded values, in order of appearance.
+    `date` is timezone-aware UTC or None. `language` is a short code such as "zh" or "en".
+    `new_text` is what the sender wrote in this mail: quoted history and signature removed.
+    `defects` lists, as short human-readable strings, what was wrong and repaired or skipped.
+    """
+
+    message_id: str | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    date: datetime | None
+    from_: Address | None
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    subject: str
+    normalized_subject: str
+    language: str
+    text: str
+    new_text: str
+    html: str | None
+    attachments: tuple[Attachment, ...]
+    auto_submitted: bool
+    auto_reasons: tuple[str, ...]
+    defects: tuple[str, ...]
+    headers: Mapping[str, tuple[str, ...]] = _EMPTY_HEADERS
+    return_path: str | None = None
+    size: int = 0
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header by case-insensitive name, or None."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        return self.to + self.cc
+
+    def as_json(self) -> dict[str, object]:
+        """The stable JSON shape printed by `complaints parse --json` (documented in README)."""
+        return {
+            "message_id": self.message_id,
+            "in_reply_to": self.in_reply_to,
+            "references": list(self.references),
+            "date": self.date.isoformat().replace("+00:00", "Z") if self.date else None,
+            "from": self.from_.as_json() if self.from_ else None,
+            "to": [a.as_json() for a in self.to],
+            "cc": [a.as_json() for a in self.cc],
+            "reply_to": [a.as_json() for a in self.reply_to],
+            "subject": self.subject,
+            "normalized_subject": self.normalized_subject,
+            "language": self.language,
+            "text": self.text,
+            "new_text": self.new_text,
+            "html": self.html,
+            "attachments": [a.as_json() for a in self.attachments],
+            "auto_submitted": self.auto_submitted,
+            "auto_reasons": list(self.auto_reasons),
+            "defects": list(self.defects),
+        }
