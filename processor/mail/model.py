@@ -77,7 +77,7 @@ class ParsedMessage:
     auto_submitted: bool
     auto_reasons: tuple[str, ...]
     defects: tuple[str, ...]
-    headers: Mapping[str, tuple[str, ...]] = _EMPTY_HEADERS
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY_HEADERS)
     return_path: str | None = None
     size: int = 0
 

@@ -1,0 +1,3 @@
+"""Placeholder for `complaints rules check|test` (the rules engine is being written)."""
+
+COMMANDS: list = []

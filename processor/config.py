@@ -1,0 +1,293 @@
+"""Settings: read once from one TOML file plus COMPLAINTS_* environment variables, then frozen.
+
+Every key of every section can be overridden by an environment variable named
+COMPLAINTS_<SECTION>_<KEY> (upper-case), and for a mailbox COMPLAINTS_MAILBOX_<NAME>_<KEY>.
+A mistake is reported as a ConfigError naming the key and the file, never as a traceback.
+Passwords are never stored in the file: a mailbox names an environment variable or a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from processor.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = ("complaints.toml", "/etc/complaints/complaints.toml")
+ENV_PREFIX = "COMPLAINTS_"
+
+TlsMode = Literal["implicit", "starttls", "none"]
+AfterProcessing = Literal["move", "flag"]
+
+
+class Secret(str):
+    """A password: usable as a string, but never shown by repr or str formatting in logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/complaints.sqlite3"
+    echo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    data_dir: str = "var/data"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingSettings:
+    batch_size: int = 200
+    poll_interval_seconds: int = 60
+    idle_timeout_seconds: int = 25 * 60
+    max_message_bytes: int = 25 * 1024 * 1024
+    after_processing: AfterProcessing = "move"
+    processed_flag: str = "$Processed"
+    case_prefix: str = "C-"
+    case_width: int = 6
+    reconnect_max_seconds: int = 300
+    rules_dir: str = ""
+    templates_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """Parser limits against hostile mail; see processor.mail.ParseLimits."""
+
+    max_depth: int = 20
+    max_parts: int = 500
+    max_headers: int = 1000
+    max_header_length: int = 64 * 1024
+    max_attachments: int = 200
+    max_attachment_bytes: int = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSettings:
+    name: str
+    host: str = ""
+    port: int = 993
+    tls: TlsMode = "implicit"
+    verify_certificate: bool = True
+    ca_file: str = ""
+    user: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    addresses: tuple[str, ...] = ()
+
+    def password(self) -> Secret:
+        """Read the password at connection time, so a rotated secret file is picked up."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(
+                    f"environment variable {self.password_env} is not set",
+                    key=f"mailbox.{self.name}.password_env",
+                )
+            return Secret(value)
+        if self.password_file:
+            try:
+                return Secret(Path(self.password_file).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read password file: {exc.strerror}",
+                    key=f"mailbox.{self.name}.password_file",
+                ) from None
+        return Secret("")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    source: str = "(defaults)"
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    mailboxes: tuple[MailboxSettings, ...] = ()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    def mailbox(self, name: str) -> MailboxSettings:
+        for mailbox in self.mailboxes:
+            if mailbox.name == name:
+                return mailbox
+        raise ConfigError(f"no mailbox named '{name}'", source=self.source)
+
+    def monitored_addresses(self) -> frozenset[str]:
+        return frozenset(a.lower() for m in self.mailboxes for a in m.addresses)
+
+
+_SECTIONS: dict[str, type] = {
+    "database": DatabaseSettings,
+    "storage": StorageSettings,
+    "processing": ProcessingSettings,
+    "limits": LimitsSettings,
+}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (explicit, $COMPLAINTS_CONFIG, or a default location) and the environment."""
+    environ = os.environ if environ is None else environ
+    chosen = path or environ.get("COMPLAINTS_CONFIG")
+    data: dict[str, Any] = {}
+    source = "(defaults and environment)"
+    if chosen:
+        source = str(chosen)
+        data = _read_toml(Path(chosen))
+    else:
+        for candidate in DEFAULT_CONFIG_PATHS:
+            if Path(candidate).is_file():
+                source = candidate
+                data = _read_toml(Path(candidate))
+                break
+    return settings_from_mapping(data, source=source, environ=environ)
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "(inline)",
+                          environ: Mapping[str, str] | None = None) -> Settings:
+    environ = {} if environ is None else environ
+    known = set(_SECTIONS) | {"mailbox"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown section '{key}'; expected one of {sorted(known)}",
+                              key=key, source=source)
+    sections = {
+        name: _build(cls, _table(data, name, source), source=source, key_path=name,
+                     env_prefix=f"{ENV_PREFIX}{name.upper()}_", environ=environ)
+        for name, cls in _SECTIONS.items()
+    }
+    mailboxes = _mailboxes(data.get("mailbox", {}), source, environ)
+    return Settings(source=source, mailboxes=mailboxes, **sections)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}",
+                          hint="create one with `complaints init`") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration: {exc.strerror}", source=str(path)) from None
+
+
+def _table(data: Mapping[str, Any], name: str, source: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError("expected a table", key=name, source=source)
+    return value
+
+
+def _mailboxes(raw: Any, source: str, environ: Mapping[str, str]) -> tuple[MailboxSettings, ...]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("expected tables like [mailbox.complaints]", key="mailbox", source=source)
+    tables: dict[str, Mapping[str, Any]] = dict(raw)
+    # Mailboxes may also be declared from the environment alone (containers):
+    # COMPLAINTS_MAILBOXES=complaints,brand2 then COMPLAINTS_MAILBOX_COMPLAINTS_HOST=...
+    for name in filter(None, (n.strip() for n in environ.get("COMPLAINTS_MAILBOXES", "").split(","))):
+        tables.setdefault(name, {})
+    result = []
+    for name, table in tables.items():
+        if not _NAME_RE.match(name):
+            raise ConfigError("a mailbox name uses lower-case letters, digits, '-' and '_'",
+                              key=f"mailbox.{name}", source=source)
+        if not isinstance(table, Mapping):
+            raise ConfigError("expected a table", key=f"mailbox.{name}", source=source)
+        env_name = name.upper().replace("-", "_")
+        mailbox = _build(MailboxSettings, {**table, "name": name}, source=source,
+                         key_path=f"mailbox.{name}",
+                         env_prefix=f"{ENV_PREFIX}MAILBOX_{env_name}_", environ=environ)
+        if not mailbox.host:
+            raise ConfigError("a mailbox needs a host", key=f"mailbox.{name}.host", source=source)
+        if not mailbox.addresses:
+            raise ConfigError("list the addresses this mailbox receives, e.g. "
+                              "addresses = [\"complaints@example.com\"]",
+                              key=f"mailbox.{name}.addresses", source=source)
+        if mailbox.tls == "none" and mailbox.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError("plain IMAP without TLS is allowed only for 127.0.0.1/localhost",
+                              key=f"mailbox.{name}.tls", source=source)
+        if mailbox.password_env and mailbox.password_file:
+            raise ConfigError("set password_env or password_file, not both",
+                              key=f"mailbox.{name}.password_file", source=source)
+        result.append(mailbox)
+    return tuple(result)
+
+
+def _build(cls: type, table: Mapping[str, Any], *, source: str, key_path: str, env_prefix: str,
+           environ: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names or (key == "name" and cls is not MailboxSettings):
+            if key == "password":
+                raise ConfigError("passwords are never written in the file; use password_env "
+                                  "or password_file", key=f"{key_path}.{key}", source=source)
+            raise ConfigError(f"unknown key; expected one of {sorted(names - {'name'})}",
+                              key=f"{key_path}.{key}", source=source)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_key = env_prefix + f.name.upper()
+        if f.name != "name" and env_key in environ:
+            raw: Any = environ[env_key]
+            where = f"environment variable {env_key}"
+        elif f.name in table:
+            raw = table[f.name]
+            where = source
+        else:
+            continue
+        values[f.name] = _coerce(raw, hints[f.name], key=f"{key_path}.{f.name}", source=where)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, *, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    from_env = isinstance(value, str) and source.startswith("environment")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError("expected true or false", key=key, source=source)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ConfigError("expected a whole number", key=key, source=source)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError("expected a string", key=key, source=source)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value in choices:
+            return value
+        raise ConfigError(f"expected one of {list(choices)}, got {value!r}", key=key, source=source)
+    if origin is tuple:
+        items = [v.strip() for v in value.split(",") if v.strip()] if from_env else value
+        if isinstance(items, list) and all(isinstance(v, str) for v in items):
+            return tuple(items)
+        raise ConfigError("expected a list of strings", key=key, source=source)
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no such field yet
+        return value
+    raise ConfigError(f"unsupported setting type {hint}", key=key, source=source)
