@@ -1,0 +1,519 @@
+"""Real servers for the test suite: Dovecot and pymap (IMAP), aiosmtpd (SMTP), PostgreSQL.
+
+Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
+
+    dovecot        session   DovecotServer: scripts/dovecot-test-server on 127.0.0.1:10143
+    imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
+    pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
+    smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
+    smtp_delivering function SmtpSink that also APPENDs each mail into the Dovecot INBOX of
+                             the user named by each recipient's local part
+    postgres_url   session   SQLAlchemy URL of a reachable PostgreSQL database
+
+Nothing is mocked: each helper speaks IMAP through imapclient, exactly as the product does.
+Waiting is always on an event (a TCP connect that succeeds, a condition variable), never a
+blind sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOVECOT_SCRIPT = REPO_ROOT / "scripts" / "dovecot-test-server"
+LOOPBACK = "127.0.0.1"
+CONNECT_TIMEOUT = 30.0
+APPEND_BATCH = 100  # messages per MULTIAPPEND command: big enough to be fast, small enough to stream
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, deadline_s: float,
+                  check_alive: Callable[[], None] | None = None) -> None:
+    """Poll a TCP connect until it succeeds; `check_alive` may raise to stop early."""
+    deadline = time.monotonic() + deadline_s
+    while not port_answers(host, port):
+        if check_alive is not None:
+            check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{host}:{port} did not answer within {deadline_s:.0f}s")
+        time.sleep(0.05)  # poll interval between connect attempts, not a wait for readiness
+
+
+# --------------------------------------------------------------------------------------------
+# IMAP accounts (shared by Dovecot and pymap)
+
+
+@dataclass
+class ImapAccount:
+    """One IMAP login and a few blocking helpers that each use one short connection."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[IMAPClient]:
+        client = IMAPClient(self.host, self.port, ssl=False, timeout=CONNECT_TIMEOUT)
+        try:
+            client.login(self.user, self.password)
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+
+    def create(self, folder: str) -> None:
+        """Create `folder` unless it exists already."""
+        with self.connect() as client:
+            _ensure_folder(client, folder)
+
+    def append(self, folder: str, raws: Iterable[bytes], flags: Sequence[str | bytes] = ()) -> int:
+        """Append every raw mail to `folder` (created if needed) over one connection.
+
+        Uses MULTIAPPEND in batches when the server offers it (Dovecot and pymap both do), so
+        a backlog of thousands takes one round trip per batch. Returns how many were appended.
+        """
+        appended = 0
+        with self.connect() as client:
+            _ensure_folder(client, folder)
+            multi = client.has_capability("MULTIAPPEND")
+            batch: list[dict[str, object]] = []
+            for raw in raws:
+                if not multi:
+                    client.append(folder, raw, flags=tuple(flags))
+                    appended += 1
+                    continue
+                batch.append({"msg": raw, "flags": tuple(flags)})
+                if len(batch) == APPEND_BATCH:
+                    client.multiappend(folder, batch)
+                    appended += len(batch)
+                    batch = []
+            if batch:
+                client.multiappend(folder, batch)
+                appended += len(batch)
+        return appended
+
+    def count(self, folder: str) -> int:
+        """Messages in `folder`; 0 when the folder does not exist (nothing was ever put there)."""
+        with self.connect() as client:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+
+    def uids(self, folder: str) -> list[int]:
+        """UIDs in `folder`, ascending; [] when the folder does not exist."""
+        with self.connect() as client:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            return sorted(int(uid) for uid in client.search("ALL"))
+
+    def fetch_all(self, folder: str) -> list[bytes]:
+        """Every mail of `folder` as raw bytes, in UID order, without setting \\Seen."""
+        with self.connect() as client:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            uids = sorted(client.search("ALL"))
+            if not uids:
+                return []
+            fetched = client.fetch(uids, [b"BODY.PEEK[]"])
+            return [bytes(fetched[uid][b"BODY[]"]) for uid in uids]
+
+    def folders(self) -> list[str]:
+        with self.connect() as client:
+            return sorted(str(name) for _flags, _sep, name in client.list_folders())
+
+
+def _ensure_folder(client: IMAPClient, folder: str) -> None:
+    if folder.upper() != "INBOX" and not client.folder_exists(folder):
+        client.create_folder(folder)
+
+
+# --------------------------------------------------------------------------------------------
+# Dovecot
+
+
+@dataclass
+class DovecotServer:
+    """The Dovecot run by scripts/dovecot-test-server; any user name logs in with `password`."""
+
+    host: str
+    port: int
+    password: str
+    state_dir: Path
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.state_dir / "dovecot.log"
+
+    def _run(self, command: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, DOVECOT_TEST_DIR=str(self.state_dir),
+                   DOVECOT_TEST_PORT=str(self.port), DOVECOT_TEST_PASSWORD=self.password)
+        result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
+                                capture_output=True, timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"scripts/dovecot-test-server {command} failed "
+                               f"(exit {result.returncode}):\n{result.stdout}{result.stderr}"
+                               f"\nlog: {self.log_path}")
+        return result
+
+    def start(self) -> None:
+        """Start unless already listening; returns once the port answers."""
+        self._run("start")
+
+    def stop(self) -> None:
+        """Stop; returns once the port no longer answers. Mailboxes stay on disk."""
+        self._run("stop")
+
+    def restart(self) -> None:
+        self._run("restart")
+
+    def is_running(self) -> bool:
+        return port_answers(self.host, self.port)
+
+    def new_user(self, prefix: str = "u") -> str:
+        """A user name never used before: logging in with it opens an empty mailbox."""
+        return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+    def account(self, user: str | None = None) -> ImapAccount:
+        return ImapAccount(self.host, self.port, user or self.new_user(), self.password)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """Dovecot on 127.0.0.1; left running after the session for the next run (start is cheap)."""
+    server = DovecotServer(
+        host=LOOPBACK,
+        port=int(os.environ.get("DOVECOT_TEST_PORT", "10143")),
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path(os.environ.get("DOVECOT_TEST_DIR", "/tmp/complaints-dovecot")),
+    )
+    if not server.is_running():
+        have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
+        if not have_dovecot and os.geteuid() != 0:
+            pytest.skip("Dovecot is not installed and installing it needs root: run "
+                        "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
+        server.start()
+    yield server
+    if not server.is_running():  # a test stopped it and failed before starting it again
+        server.start()
+
+
+@pytest.fixture
+def imap_account(dovecot: DovecotServer) -> ImapAccount:
+    """A fresh Dovecot user: an empty INBOX and no other folders."""
+    if not dovecot.is_running():  # an earlier test's stop() without start()
+        dovecot.start()
+    return dovecot.account(dovecot.new_user("acct"))
+
+
+# --------------------------------------------------------------------------------------------
+# pymap
+
+
+@dataclass
+class PymapServer(ImapAccount):
+    """pymap's in-memory backend: one user, state lost when the process ends."""
+
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def reset(self) -> None:
+        """Empty INBOX and delete every other folder: the session shares this one mailbox."""
+        with self.connect() as client:
+            for _flags, _sep, name in client.list_folders():
+                if str(name).upper() != "INBOX":
+                    client.delete_folder(name)
+            client.select_folder("INBOX")
+            uids = client.search("ALL")
+            if uids:
+                client.delete_messages(uids)
+                client.expunge()
+
+
+def pymap_command(host: str, port: int, user: str, password: str) -> list[str]:
+    """argv that starts pymap's in-memory backend with one user, plain IMAP, IMAP only."""
+    return [
+        sys.executable, "-c", "import sys; from pymap.main import main; sys.exit(main())",
+        "--host", host, "--port", str(port), "--no-tls",
+        # Only IMAP: if the optional extras are installed these would open more listeners.
+        "--no-service", "admin", "--no-service", "managesieve", "--no-service", "swim",
+        "dict", "--demo-user", user, "--demo-password", password,
+    ]
+
+
+@pytest.fixture(scope="session")
+def pymap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PymapServer]:
+    pytest.importorskip("pymap", reason="pymap is not installed: pip install -e '.[test]'")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("pymap") / "pymap.log"
+    server = PymapServer(LOOPBACK, port, "complaints", "pymap-secret", log_path=log_path)
+    with open(log_path, "wb") as log:
+        server.process = subprocess.Popen(
+            pymap_command(LOOPBACK, port, server.user, server.password),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def check_alive() -> None:
+        assert server.process is not None
+        if server.process.poll() is not None:
+            raise RuntimeError(f"pymap exited with {server.process.returncode}: "
+                               f"{log_path.read_text(errors='replace')}")
+
+    try:
+        wait_for_port(LOOPBACK, port, 30.0, check_alive)
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# SMTP
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+
+
+class SmtpSink:
+    """aiosmtpd in a thread that records each accepted envelope and can inject failures.
+
+    `deliver_to`, when set to a DovecotServer, also APPENDs each accepted mail (with a
+    Return-Path header, as a delivery agent adds) to the INBOX of the Dovecot user named by
+    each recipient's local part; a mail is recorded only after it was delivered, so
+    `wait_for` returning means the mail can be read over IMAP.
+    """
+
+    def __init__(self, host: str = LOOPBACK, port: int | None = None,
+                 deliver_to: DovecotServer | None = None) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.deliver_to = deliver_to
+        self._received: list[ReceivedMail] = []
+        self._changed = threading.Condition()
+        self._failures: dict[str, list[tuple[int, str]]] = {"mail": [], "rcpt": [], "data": []}
+        self._controller: object | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen (again) on the same port."""
+        from aiosmtpd.controller import Controller
+
+        if self._controller is not None:
+            return
+        # A new Controller each time: a stopped one has closed its event loop.
+        controller = Controller(_Handler(self), hostname=self.host, port=self.port,
+                                enable_SMTPUTF8=True, ready_timeout=10.0)
+        controller.start()
+        self._controller = controller
+
+    def stop(self) -> None:
+        """Close the listener and every open session; the port refuses connections after."""
+        if self._controller is not None:
+            self._controller.stop()  # type: ignore[attr-defined]
+            self._controller = None
+
+    def fail_next(self, code: int, message: str = "Try again later", times: int = 1,
+                  at: str = "data") -> None:
+        """Answer `code message` to the next `times` MAIL, RCPT or DATA commands (`at`)."""
+        if at not in self._failures:
+            raise ValueError(f"at must be one of {sorted(self._failures)}")
+        with self._changed:
+            self._failures[at].extend([(code, message)] * times)
+
+    # -- observation ---------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[ReceivedMail]:
+        with self._changed:
+            return list(self._received)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Block until at least `count` mails were accepted; returns them all."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._received) >= count, timeout):
+                raise AssertionError(f"SMTP sink got {len(self._received)} mail(s) within "
+                                     f"{timeout}s, expected {count}")
+            return list(self._received)
+
+    # -- called by the handler -------------------------------------------------------------
+
+    def _take_failure(self, at: str) -> str | None:
+        with self._changed:
+            if self._failures[at]:
+                code, message = self._failures[at].pop(0)
+                return f"{code} {message}"
+        return None
+
+    def _record(self, mail: ReceivedMail) -> None:
+        with self._changed:
+            self._received.append(mail)
+            self._changed.notify_all()
+
+    def _deliver(self, mail: ReceivedMail) -> None:
+        assert self.deliver_to is not None
+        delivered = f"Return-Path: <{mail.mail_from}>\r\n".encode() + mail.content
+        for rcpt in mail.rcpt_tos:
+            user = rcpt.rsplit("@", 1)[0]
+            self.deliver_to.account(user).append("INBOX", [delivered])
+
+
+class _Handler:
+    """aiosmtpd hooks; each returns a status line as aiosmtpd expects."""
+
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
+        failure = self.sink._take_failure("mail")
+        if failure:
+            return failure
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        failure = self.sink._take_failure("rcpt")
+        if failure:
+            return failure
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        failure = self.sink._take_failure("data")
+        if failure:
+            return failure
+        content = envelope.original_content or envelope.content
+        mail = ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(content))
+        if self.sink.deliver_to is not None:
+            try:
+                # imapclient blocks; keep the SMTP loop free for other sessions meanwhile.
+                await asyncio.get_running_loop().run_in_executor(None, self.sink._deliver, mail)
+            except Exception as exc:  # a test server: report in the reply, do not crash
+                return f"451 4.3.0 delivery into Dovecot failed: {exc}"
+        self.sink._record(mail)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    pytest.importorskip("aiosmtpd", reason="aiosmtpd is not installed: pip install -e '.[test]'")
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def smtp_delivering(smtp_server: SmtpSink, dovecot: DovecotServer) -> SmtpSink:
+    """`smtp_server` that also delivers each mail into Dovecot (see SmtpSink)."""
+    smtp_server.deliver_to = dovecot
+    return smtp_server
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _libpq_url(sqlalchemy_url: str) -> str:
+    scheme, rest = sqlalchemy_url.split("://", 1)
+    return "postgresql://" + rest
+
+
+def _pg_reachable(url: str) -> str | None:
+    """None when `url` connects, else the error text."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq_url(url), connect_timeout=3) as conn:
+            conn.execute("select 1")
+        return None
+    except psycopg.Error as exc:
+        return str(exc).strip()
+
+
+def _ensure_database(url: str) -> None:
+    """Create the URL's database when the server is up but the database is missing."""
+    import psycopg
+
+    base, _, name = _libpq_url(url).rpartition("/")
+    name = name.split("?", 1)[0]
+    with psycopg.connect(f"{base}/postgres", connect_timeout=3, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'create database "{name}"')
+
+
+def _start_local_postgres() -> None:
+    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
+        return
+    for version in sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """SQLAlchemy URL of PostgreSQL (COMPLAINTS_TEST_PG_URL or the local cluster's `test`)."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[test]'")
+    url = os.environ.get("COMPLAINTS_TEST_PG_URL", DEFAULT_PG_URL)
+    error = _pg_reachable(url)
+    if error and ("does not exist" in error) and "database" in error:
+        _ensure_database(url)
+        error = _pg_reachable(url)
+    if error and "COMPLAINTS_TEST_PG_URL" not in os.environ:
+        _start_local_postgres()
+        deadline = time.monotonic() + 30
+        while error and time.monotonic() < deadline:
+            time.sleep(0.2)  # poll interval while the cluster starts
+            error = _pg_reachable(url)
+            if error and "does not exist" in error and "database" in error:
+                _ensure_database(url)
+    if error:
+        pytest.skip(f"PostgreSQL not reachable at {url}: {error}. Start it "
+                    "(pg_ctlcluster --skip-systemctl-redirect <version> main start) or set "
+                    "COMPLAINTS_TEST_PG_URL")
+    return url
