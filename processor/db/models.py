@@ -1,0 +1,243 @@
+"""SQLAlchemy 2.0 models: the case store. Migrations in processor/db/migrations are the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
+from sqlalchemy.types import JSON, TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        from datetime import UTC
+
+        return value.astimezone(UTC).replace(tzinfo=None) if _is_sqlite(dialect) else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _is_sqlite(dialect: object) -> bool:
+    return getattr(dialect, "name", "") == "sqlite"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime()}
+
+
+class Counter(Base):
+    """Named counters; case references come from here so they stay unique across writers."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MailboxState(Base):
+    """The cursor of one monitored folder: what has been committed locally."""
+
+    __tablename__ = "mailbox_states"
+    __table_args__ = (UniqueConstraint("mailbox", "folder", name="uq_mailbox_states_folder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(100))
+    folder: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime]
+
+
+class PollRun(Base):
+    """What one poll of one mailbox did; `complaints status` reads the latest."""
+
+    __tablename__ = "poll_runs"
+    __table_args__ = (Index("ix_poll_runs_mailbox_started", "mailbox", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    stored: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_updated", "status", "updated_at"),
+        Index("ix_cases_opened_at", "opened_at"),
+        Index("ix_cases_complainant", "complainant_address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    mailbox: Mapped[str] = mapped_column(String(100))
+    complainant_address: Mapped[str] = mapped_column(String(320))
+    complainant_name: Mapped[str] = mapped_column(String(200), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    category: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    sla_hours: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    team: Mapped[str | None] = mapped_column(String(100))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    messages: WriteOnlyMapped[Message] = relationship(back_populates="case")
+    events: WriteOnlyMapped[Event] = relationship(back_populates="case")
+
+
+class Message(Base):
+    """One mail on a case, incoming or outgoing; the raw bytes live in the blob store.
+
+    `dedup_key` identifies the mail across folders, mailboxes and rescans (see
+    processor/dedup.py); its unique index is what makes a retried ingest harmless.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_case", "case_id", "received_at"),
+        Index("ix_messages_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))  # "in" or "out"
+    author_role: Mapped[str] = mapped_column(String(16))  # complainant, staff, system, unknown
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to_addresses: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    cc_addresses: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    received_by: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sent_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    language: Mapped[str] = mapped_column(String(8), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    new_text: Mapped[str] = mapped_column(Text, default="")
+    auto_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+
+    case: Mapped[Case | None] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+
+
+class MessageCopy(Base):
+    """Each server copy of a stored mail: which mailbox, folder and UID it was fetched from."""
+
+    __tablename__ = "message_copies"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "folder", "uidvalidity", "uid", name="uq_message_copies_uid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    quarantine_id: Mapped[int | None] = mapped_column(ForeignKey("quarantine.id"))
+    mailbox: Mapped[str] = mapped_column(String(100))
+    folder: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))  # stored, duplicate, quarantined, ignored
+    fetched_at: Mapped[datetime]
+
+    message: Mapped[Message | None] = relationship()
+    quarantine: Mapped[Quarantine | None] = relationship()
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_sha256", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    filename: Mapped[str] = mapped_column(Text)
+    stored_name: Mapped[str] = mapped_column(String(80))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(998))
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class Event(Base):
+    """The case history: every change, with time and actor."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_case_at", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+    message: Mapped[Message | None] = relationship()
+
+
+class Quarantine(Base):
+    """A mail that could not be processed: raw bytes kept in the blob store, with the reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(100))
+    folder: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    raw_sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    stage: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held, released
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))

@@ -1,0 +1,34 @@
+"""Which stored mail a fetched mail is the same as: a pure key from its identity and its body.
+
+The same mail fetched from two folders or mailboxes, or again after a UIDVALIDITY change or a
+crash, differs only in trace headers added by the receiving servers (Received, Delivered-To,
+Return-Path...). So the key covers what the sender wrote: Message-ID, From, Date, Subject and the
+body bytes (line endings normalised). Two different mails that reuse a Message-ID still get
+different keys, so a broken client cannot make us drop a mail as a "duplicate".
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from processor.mail import ParsedMessage
+
+
+def body_offset(raw: bytes) -> int:
+    """Where the body starts: after the first empty line (CRLF or LF), or the end."""
+    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    candidates = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
+    return min(candidates) if candidates else len(raw)
+
+
+def dedup_key(raw: bytes, message: ParsedMessage) -> str:
+    identity = "\0".join((
+        message.message_id or "",
+        message.from_.address.lower() if message.from_ else "",
+        message.date.isoformat() if message.date else "",
+        message.subject,
+    ))
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0")
+    digest.update(raw[body_offset(raw):].replace(b"\r\n", b"\n"))
+    return digest.hexdigest()

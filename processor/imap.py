@@ -1,0 +1,252 @@
+"""The IMAP edge: one connection to one monitored folder, with library errors mapped to ours.
+
+Everything the poller needs from the server goes through `MailboxConnection`: select a folder
+and learn its UIDVALIDITY, list UIDs, fetch mails without setting \\Seen (BODY.PEEK[]), move or
+flag them after they are committed locally, and wait for new mail with IDLE.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import imapclient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+
+from processor.config import MailboxSettings
+from processor.errors import MailboxError, MailboxUnavailable
+
+log = logging.getLogger("processor.imap")
+
+FETCH_BODY = b"BODY[]"
+CONNECT_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+    size: int
+    internal_date: datetime | None
+
+
+def _translate(exc: BaseException, action: str) -> Exception:
+    if isinstance(exc, IMAPClientAbortError | OSError | EOFError | ssl.SSLError):
+        return MailboxUnavailable(f"{action}: connection lost ({exc.__class__.__name__}: {exc})")
+    return MailboxError(f"{action}: server said {exc}")
+
+
+class MailboxConnection:
+    """A logged-in IMAP session for one configured mailbox."""
+
+    def __init__(self, settings: MailboxSettings) -> None:
+        self.settings = settings
+        self.client: imapclient.IMAPClient | None = None
+        self.folder: str | None = None
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> MailboxConnection:
+        s = self.settings
+        try:
+            context = self._ssl_context()
+            client = imapclient.IMAPClient(
+                s.host, port=s.port, ssl=s.tls == "implicit", ssl_context=context,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+            )
+            if s.tls == "starttls":
+                client.starttls(context)
+            client.login(s.user, s.password())
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"connecting to {s.host}:{s.port} as {s.user}") from None
+        self.client = client
+        return self
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls == "none":
+            return None
+        context = ssl.create_default_context(cafile=self.settings.ca_file or None)
+        if not self.settings.verify_certificate:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError):
+            try:
+                client.shutdown()
+            except OSError:
+                pass
+
+    def __enter__(self) -> MailboxConnection:
+        return self.connect() if self.client is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _client(self) -> imapclient.IMAPClient:
+        if self.client is None:
+            raise MailboxUnavailable("not connected")
+        return self.client
+
+    def has_capability(self, name: str) -> bool:
+        return bool(self._client.has_capability(name))
+
+    # -- folders ----------------------------------------------------------------------------
+    def ensure_folder(self, folder: str) -> None:
+        try:
+            if not self._client.folder_exists(folder):
+                self._client.create_folder(folder)
+        except IMAPClientError as exc:
+            # Another worker may have created it between the two calls.
+            if not self._client.folder_exists(folder):
+                raise _translate(exc, f"creating folder {folder!r}") from None
+        except (OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"creating folder {folder!r}") from None
+
+    def select(self, folder: str) -> FolderStatus:
+        try:
+            info = self._client.select_folder(folder)
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"selecting {folder!r}") from None
+        self.folder = folder
+        return FolderStatus(
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
+            exists=int(info.get(b"EXISTS", 0)),
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs greater than last_uid, ascending. (`n:*` also matches the highest UID when
+        every UID is below n, so the result is filtered.)"""
+        return [u for u in self._search(["UID", f"{last_uid + 1}:*"]) if u > last_uid]
+
+    def uids_up_to(self, last_uid: int, unflagged: str | None = None) -> list[int]:
+        """UIDs at or below last_uid still in the folder (optionally without a keyword)."""
+        if last_uid <= 0:
+            return []
+        criteria: list[str] = ["UID", f"1:{last_uid}"]
+        if unflagged:
+            criteria += ["UNKEYWORD", unflagged]
+        return [u for u in self._search(criteria) if u <= last_uid]
+
+    def _search(self, criteria: list[str]) -> list[int]:
+        try:
+            return sorted(int(u) for u in self._client.search(criteria))
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, "searching") from None
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        if not uids:
+            return {}
+        try:
+            data = self._client.fetch(list(uids), [b"RFC822.SIZE"])
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, "fetching sizes") from None
+        return {int(uid): int(item.get(b"RFC822.SIZE", 0)) for uid, item in data.items()}
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
+        """Fetch whole mails with BODY.PEEK[] so nothing is marked \\Seen as a side effect."""
+        if not uids:
+            return iter(())
+        try:
+            data = self._client.fetch(list(uids), [b"BODY.PEEK[]", b"RFC822.SIZE", b"INTERNALDATE"])
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, "fetching mail") from None
+        return self._fetched(uids, data)
+
+    @staticmethod
+    def _fetched(uids: Sequence[int], data: dict) -> Iterator[FetchedMail]:  # type: ignore[type-arg]
+        for uid in uids:
+            item = data.pop(uid, None)
+            if item is None:  # expunged by someone else meanwhile: nothing to do
+                continue
+            raw = item.get(FETCH_BODY) or b""
+            yield FetchedMail(uid=uid, raw=raw, size=int(item.get(b"RFC822.SIZE", len(raw))),
+                              internal_date=item.get(b"INTERNALDATE"))
+
+    # -- acting on committed mail ---------------------------------------------------------------
+    def move(self, uids: Iterable[int], folder: str) -> None:
+        """Move UIDs to another folder: MOVE where advertised, else COPY + \\Deleted + UID EXPUNGE.
+
+        Without UIDPLUS we only mark the copies \\Deleted: a plain EXPUNGE would also remove
+        mail that somebody else marked deleted, which is not ours to remove.
+        """
+        uid_list = sorted(set(uids))
+        if not uid_list:
+            return
+        client = self._client
+        try:
+            if client.has_capability("MOVE"):
+                client.move(uid_list, folder)
+                return
+            client.copy(uid_list, folder)
+            client.add_flags(uid_list, [imapclient.DELETED])
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(uid_list)
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"moving {len(uid_list)} mails to {folder!r}") from None
+
+    def add_keyword(self, uids: Iterable[int], keyword: str) -> None:
+        uid_list = sorted(set(uids))
+        if not uid_list:
+            return
+        try:
+            self._client.add_flags(uid_list, [keyword.encode()])
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"flagging {len(uid_list)} mails") from None
+
+    def append(self, folder: str, raw: bytes, flags: Sequence[bytes] = ()) -> None:
+        try:
+            self._client.append(folder, raw, flags=list(flags))
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"appending to {folder!r}") from None
+
+    # -- waiting ----------------------------------------------------------------------------
+    def wait_for_change(self, timeout: float, stop_check_seconds: float = 1.0,
+                        should_stop: object = None) -> bool:
+        """IDLE until the server reports a change or `timeout` passes; True when it changed.
+
+        IDLE is re-issued by the caller well before the 29-minute limit of RFC 2177.
+        `should_stop` (a callable) is consulted every `stop_check_seconds` so SIGTERM is
+        honoured promptly while idling.
+        """
+        client = self._client
+        remaining = timeout
+        try:
+            client.idle()
+            try:
+                while remaining > 0:
+                    step = min(stop_check_seconds, remaining)
+                    responses = client.idle_check(timeout=step)
+                    remaining -= step
+                    if any(_is_change(r) for r in responses):
+                        return True
+                    if callable(should_stop) and should_stop():
+                        return False
+                return False
+            finally:
+                client.idle_done()
+        except (IMAPClientError, OSError, EOFError, ssl.SSLError, socket.timeout) as exc:
+            raise _translate(exc, "waiting with IDLE") from None
+
+
+def _is_change(response: tuple) -> bool:  # type: ignore[type-arg]
+    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH")

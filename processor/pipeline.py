@@ -1,0 +1,268 @@
+"""One batch of fetched mail, end to end: parse, recognise duplicates, classify, file on a case.
+
+The decisions are pure (parse, dedup key, classification); this module applies them to the
+database inside the caller's transaction. Each mail gets its own SAVEPOINT, so a mail that
+fails at any stage is rolled back alone and quarantined with its reason while the rest of the
+batch is committed; the caller advances the folder cursor in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from sqlalchemy.orm import Session
+
+from processor.blobstore import BlobStore
+from processor.config import MailboxSettings, Settings
+from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
+from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
+from processor.dedup import dedup_key
+from processor.imap import FetchedMail
+from processor.mail import ParseLimits, ParsedMessage, parse_message
+
+log = logging.getLogger("processor.pipeline")
+
+Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
+
+
+class ClassificationLike(Protocol):
+    """What the pipeline reads from a classification (processor.classify.Classification)."""
+
+    category: str
+    priority: str
+    sla_hours: int
+    tags: tuple[str, ...]
+    team: str | None
+    assignee: str | None
+    ignored: bool
+
+    def as_json(self) -> dict[str, object]: ...
+
+
+Classifier = Callable[[ParsedMessage, str | None], ClassificationLike]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """Everything a batch needs besides the session and the mails; built once per poll."""
+
+    settings: Settings
+    mailbox: MailboxSettings
+    folder: str
+    uidvalidity: int
+    classify: Classifier | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def limits(self) -> ParseLimits:
+        lim = self.settings.limits
+        return ParseLimits(max_depth=lim.max_depth, max_parts=lim.max_parts,
+                           max_headers=lim.max_headers, max_header_length=lim.max_header_length,
+                           max_attachments=lim.max_attachments,
+                           max_attachment_bytes=lim.max_attachment_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class MailOutcome:
+    uid: int
+    outcome: Outcome
+    case_reference: str | None = None
+    reason: str = ""
+
+
+class Unusable(Exception):
+    """The parser returned, but nothing usable remains to file the mail under."""
+
+
+def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
+                 mails: Iterable[FetchedMail],
+                 should_stop: Callable[[], bool] = lambda: False) -> list[MailOutcome]:
+    """File every mail of a batch; returns one outcome per mail handled, in order.
+
+    Stops early (after the mail in hand) when `should_stop()` turns true; the caller then
+    advances the cursor only to the last UID returned.
+    """
+    parsed: list[tuple[FetchedMail, ParsedMessage | BaseException, str | None]] = []
+    for mail in mails:
+        try:
+            message = parse_message(mail.raw, ctx.limits)
+            parsed.append((mail, message, dedup_key(mail.raw, message)))
+        except Exception as exc:  # the parser promises not to raise; never trust it with mail
+            parsed.append((mail, exc, None))
+    known = existing_messages(session, (key for _, _, key in parsed if key))
+    outcomes: list[MailOutcome] = []
+    for mail, message, key in parsed:
+        if outcomes and should_stop():
+            break
+        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known))
+    return outcomes
+
+
+def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
+                message: ParsedMessage | BaseException, key: str | None,
+                known: dict[str, Message]) -> MailOutcome:
+    stage = "parse"
+    try:
+        if isinstance(message, BaseException):
+            raise message
+        if key in known:
+            stage = "deduplicate"
+            with session.begin_nested():
+                return _record_duplicate(session, ctx, mail, message, known[key])
+        stage = "store"
+        with session.begin_nested():
+            outcome, stored = _store_new(session, store, ctx, mail, message, key or "")
+        known[key or ""] = stored
+        return outcome
+    except Exception as exc:
+        reason = _describe(exc)
+        log.warning("quarantining mail uid=%s from %s/%s at stage %s: %s", mail.uid,
+                    ctx.mailbox.name, ctx.folder, stage, reason)
+        quarantine_mail(session, store, ctx, mail, stage=stage, reason=reason)
+        return MailOutcome(mail.uid, "quarantined", reason=reason)
+
+
+def quarantine_mail(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
+                    *, stage: str, reason: str) -> Quarantine:
+    """Keep the raw bytes and the reason; the poller then moves the mail to the quarantine
+    folder. Used for mails that fail and for mails over the size limit (never parsed)."""
+    raw_sha = store.put(mail.raw) if mail.raw else None
+    now = ctx.clock()
+    with session.begin_nested():
+        entry = Quarantine(mailbox=ctx.mailbox.name, folder=ctx.folder,
+                           uidvalidity=ctx.uidvalidity, uid=mail.uid, raw_sha256=raw_sha,
+                           size=mail.size, stage=stage, reason=reason[:4000], status="held",
+                           created_at=now)
+        session.add(entry)
+        session.flush()
+        session.add(_copy(ctx, mail.uid, "quarantined", now, quarantine=entry))
+    return entry
+
+
+def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
+                      message: ParsedMessage, existing: Message) -> MailOutcome:
+    now = ctx.clock()
+    received_by = sorted(set(existing.received_by) | set(_received_by(ctx, message)))
+    if received_by != existing.received_by:
+        existing.received_by = received_by
+    session.add(_copy(ctx, mail.uid, "duplicate", now, message=existing))
+    reference = existing.case.reference if existing.case else None
+    log.info("duplicate of stored message %s (%s) skipped", existing.message_id, reference)
+    return MailOutcome(mail.uid, "duplicate", reference)
+
+
+def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
+               message: ParsedMessage, key: str) -> tuple[MailOutcome, Message]:
+    if message.from_ is None or not message.from_.address:
+        raise Unusable("no sender address could be read from the mail")
+    now = ctx.clock()
+    stored = _message_row(store, ctx, mail, message, key, now)
+    session.add(stored)
+    session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
+    classification = ctx.classify(message, _first(_received_by(ctx, message))) \
+        if ctx.classify else None
+    if classification is not None and classification.ignored:
+        session.flush()
+        log.info("mail %s ignored by the rules; kept without a case", message.message_id)
+        return MailOutcome(mail.uid, "ignored"), stored
+    case = _open_case(session, ctx, message, now)
+    stored.case = case
+    session.flush()
+    add_event(session, case, "case-opened", at=now, message=stored,
+              mailbox=ctx.mailbox.name, subject=message.subject)
+    if classification is not None:
+        _apply_classification(session, case, classification, stored, now)
+    log.info("opened case %s for %s", case.reference, message.message_id)
+    return MailOutcome(mail.uid, "stored", case.reference), stored
+
+
+def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage,
+               now: datetime) -> Case:
+    number = allocate_case_numbers(session)[0]
+    processing = ctx.settings.processing
+    assert message.from_ is not None
+    case = Case(
+        reference=format_reference(number, processing.case_prefix, processing.case_width),
+        status="new", mailbox=ctx.mailbox.name,
+        complainant_address=message.from_.address.lower(), complainant_name=message.from_.name,
+        subject=message.subject, language=message.language or "en", priority="normal",
+        tags=[], details={}, opened_at=now, updated_at=now,
+    )
+    session.add(case)
+    return case
+
+
+def _apply_classification(session: Session, case: Case, classification: ClassificationLike,
+                          message: Message, now: datetime) -> None:
+    case.category = classification.category
+    case.priority = classification.priority
+    case.sla_hours = classification.sla_hours
+    case.tags = list(classification.tags)
+    case.team = classification.team
+    case.assignee = classification.assignee
+    result = classification.as_json()
+    case.details = {"details": result.get("details", {}), "missing": result.get("missing", [])}
+    add_event(session, case, "classified", at=now, message=message,
+              category=case.category, priority=case.priority, sla_hours=case.sla_hours,
+              tags=case.tags, rules=[m.get("rule") for m in result.get("matched", [])
+                                     if isinstance(m, dict)])
+
+
+def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
+                 message: ParsedMessage, key: str, now: datetime) -> Message:
+    raw_sha = store.put(mail.raw)
+    row = Message(
+        dedup_key=key, direction="in", author_role="complainant",
+        message_id=message.message_id, in_reply_to=message.in_reply_to,
+        references=list(message.references), subject=message.subject,
+        from_address=message.from_.address.lower() if message.from_ else None,
+        from_name=message.from_.name if message.from_ else "",
+        to_addresses=[a.as_json() for a in message.to],
+        cc_addresses=[a.as_json() for a in message.cc],
+        received_by=_received_by(ctx, message), sent_at=message.date, received_at=now,
+        language=message.language, text=message.text, new_text=message.new_text,
+        auto_submitted=message.auto_submitted, defects=list(message.defects),
+        size=len(mail.raw), raw_sha256=raw_sha,
+    )
+    for attachment in message.attachments:
+        stored_name = store.put(attachment.payload, attachment.sha256)
+        row.attachments.append(Attachment(
+            filename=attachment.filename, stored_name=stored_name,
+            content_type=attachment.content_type, size=attachment.size,
+            sha256=attachment.sha256, inline=attachment.inline,
+            content_id=attachment.content_id))
+    return row
+
+
+def _copy(ctx: IngestContext, uid: int, outcome: str, now: datetime, *,
+          message: Message | None = None, quarantine: Quarantine | None = None) -> MessageCopy:
+    return MessageCopy(mailbox=ctx.mailbox.name, folder=ctx.folder, uidvalidity=ctx.uidvalidity,
+                       uid=uid, outcome=outcome, fetched_at=now, message=message,
+                       quarantine=quarantine)
+
+
+def _received_by(ctx: IngestContext, message: ParsedMessage) -> list[str]:
+    """Which of our monitored addresses this mail reached (To, Cc, or the delivery headers)."""
+    ours = {a.lower() for a in ctx.mailbox.addresses} | ctx.settings.monitored_addresses()
+    seen = {a.address.lower() for a in message.recipients}
+    for header in ("delivered-to", "x-original-to"):
+        seen.update(v.strip().strip("<>").lower() for v in message.headers.get(header, ()))
+    found = sorted(seen & ours)
+    return found or [ctx.mailbox.addresses[0].lower()]
+
+
+def _first(values: list[str]) -> str | None:
+    return values[0] if values else None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, Unusable):
+        return str(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
+    return f"{exc.__class__.__name__}: {exc}{where}"
