@@ -36,3 +36,4 @@ def configure_logging(log_format: str = "text", verbose: int = 0) -> None:
     root.setLevel(level)
     # imapclient logs every command at INFO; keep it for -vv only.
     logging.getLogger("imapclient").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)

@@ -127,6 +127,21 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         return MailOutcome(mail.uid, "quarantined", reason=reason)
 
 
+def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
+                 mail: FetchedMail) -> MailOutcome:
+    """File a mail whose server copy is already recorded (a quarantine retry): no new copy
+    row; a duplicate is reported as such. Raises on failure, leaving the caller to decide."""
+    message = parse_message(mail.raw, ctx.limits)
+    key = dedup_key(mail.raw, message)
+    existing = existing_messages(session, [key]).get(key)
+    if existing is not None:
+        reference = existing.case.reference if existing.case else None
+        return MailOutcome(mail.uid, "duplicate", reference)
+    with session.begin_nested():
+        outcome, _ = _store_new(session, store, ctx, mail, message, key, record_copy=False)
+    return outcome
+
+
 def quarantine_mail(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                     *, stage: str, reason: str) -> Quarantine:
     """Keep the raw bytes and the reason; the poller then moves the mail to the quarantine
@@ -157,13 +172,15 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 
 
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
-               message: ParsedMessage, key: str) -> tuple[MailOutcome, Message]:
+               message: ParsedMessage, key: str,
+               record_copy: bool = True) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
     now = ctx.clock()
     stored = _message_row(store, ctx, mail, message, key, now)
     session.add(stored)
-    session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
+    if record_copy:
+        session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
     classification = ctx.classify(message, _first(_received_by(ctx, message))) \
         if ctx.classify else None
     if classification is not None and classification.ignored:

@@ -1,3 +1,108 @@
-"""Placeholder: commands of this group are being written."""
+"""`complaints cases` and `complaints case show`: read the case store."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from sqlalchemy import select
+
+from processor.cli.common import local_time, parse_since, runtime_from
+from processor.db import session_scope
+from processor.db.models import Case
+from processor.timeline import load_timeline
+
+STATUSES = ["new", "open", "pending", "resolved", "closed"]
+
+
+@click.command("cases")
+@click.option("--status", type=click.Choice(STATUSES), help="Only cases in this status.")
+@click.option("--since", help="Only cases opened on or after this date (YYYY-MM-DD).")
+@click.option("--limit", type=int, default=200, show_default=True, help="At most this many rows.")
+@click.pass_context
+def cases_command(ctx: click.Context, status: str | None, since: str | None, limit: int) -> None:
+    """List cases, newest first, as a table.
+
+    \b
+    Example:
+      complaints cases --status new --since 2026-11-01
+    """
+    since_at = parse_since(since)
+    runtime = runtime_from(ctx)
+    query = select(Case).order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)
+    if status:
+        query = query.where(Case.status == status)
+    if since_at:
+        query = query.where(Case.opened_at >= since_at)
+    with session_scope(runtime.engine) as session:
+        rows = session.scalars(query).all()
+        if not rows:
+            click.echo("no cases")
+            return
+        click.echo(f"{'REFERENCE':<12} {'STATUS':<9} {'OPENED':<16} {'CATEGORY':<18} "
+                   f"{'FROM':<30} SUBJECT")
+        for case in rows:
+            click.echo(f"{case.reference:<12} {case.status:<9} {local_time(case.opened_at):<16} "
+                       f"{(case.category or '-'):<18} {case.complainant_address[:30]:<30} "
+                       f"{_clip(case.subject, 60)}")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.group("case")
+def case_group() -> None:
+    """Look at one case."""
+
+
+@case_group.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print the case and timeline as JSON.")
+@click.pass_context
+def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None:
+    """Show a case with its messages and events in time order.
+
+    \b
+    Example:
+      complaints case show C-000123
+    """
+    runtime = runtime_from(ctx)
+    with session_scope(runtime.engine) as session:
+        timeline = load_timeline(session, reference.strip().upper())
+    if as_json:
+        json.dump(timeline.as_json(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    case = timeline.case
+    complainant = case["complainant"]
+    assert isinstance(complainant, dict)
+    click.echo(f"{case['reference']}  [{case['status']}]  {case['subject']}")
+    click.echo(f"  from {complainant['name']} <{complainant['address']}> via {case['mailbox']}")
+    click.echo(f"  category {case['category'] or '-'}, priority {case['priority']}, "
+               f"tags {', '.join(case['tags']) or '-'}")  # type: ignore[arg-type]
+    details = case.get("details") or {}
+    if isinstance(details, dict) and details.get("details"):
+        found = {k: v for k, v in details["details"].items() if v}  # type: ignore[union-attr]
+        for key, value in found.items():
+            click.echo(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+    click.echo("")
+    for entry in timeline.entries:
+        when = local_time(entry.at)
+        if entry.kind == "message":
+            d = entry.data
+            arrow = "<-" if d["direction"] == "in" else "->"
+            click.echo(f"{when}  {arrow} {d['author_role']} {d['from']}: {d['subject']}")
+            for line in str(d["new_text"]).strip().splitlines()[:40]:
+                click.echo(f"      | {line}")
+            for att in d["attachments"]:  # type: ignore[attr-defined]
+                click.echo(f"      + {att['filename']} ({att['content_type']}, {att['size']} bytes)")
+        else:
+            extra = ", ".join(f"{k}={v}" for k, v in entry.data.items() if k != "actor")
+            click.echo(f"{when}  * {entry.kind} by {entry.data.get('actor')}"
+                       + (f": {extra}" if extra else ""))
+
+
+COMMANDS = [cases_command, case_group]

@@ -1,3 +1,80 @@
-"""Placeholder: commands of this group are being written."""
+"""`complaints poll --once` and `complaints run`: ingest mail from the monitored mailboxes."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+import click
+
+from processor.cli.common import runtime_from
+from processor.poller import PollStats, Progress
+from processor.runner import poll_all_once, run_service
+
+PROGRESS_THRESHOLD = 200
+
+
+def _progress_bar(ctx: click.Context) -> Callable[[int], Progress | None] | None:
+    """A progress bar on a terminal when a poll works through a large backlog."""
+    if not sys.stderr.isatty():
+        return None
+
+    def start(total: int) -> Progress | None:
+        if total < PROGRESS_THRESHOLD:
+            return None
+        bar = ctx.with_resource(click.progressbar(length=total, label="ingesting",
+                                                  file=sys.stderr))
+        return bar.update
+
+    return start
+
+
+def print_stats(results: list[PollStats]) -> None:
+    for stats in results:
+        click.echo(f"{stats.mailbox}: fetched {stats.fetched}, stored {stats.stored}, "
+                   f"duplicates {stats.duplicates}, ignored {stats.ignored}, "
+                   f"quarantined {stats.quarantined}, {stats.duration_ms} ms")
+
+
+@click.command("poll")
+@click.option("--once", is_flag=True, required=True, help="Poll every mailbox once and exit.")
+@click.option("--mailbox", "mailbox_name", help="Only this configured mailbox.")
+@click.pass_context
+def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> None:
+    """Fetch and file new mail from every configured mailbox once, then exit.
+
+    \b
+    Example:
+      complaints poll --once
+    """
+    runtime = runtime_from(ctx, with_rules=True)
+    only = (runtime.settings.mailbox(mailbox_name),) if mailbox_name else None
+    print_stats(poll_all_once(runtime, _progress_bar(ctx), only))
+
+
+@click.command("run")
+@click.pass_context
+def run_command(ctx: click.Context) -> None:
+    """Run the processor: keep every mailbox drained (IDLE or interval polling).
+
+    SIGTERM or Ctrl-C finish the mail in hand and exit cleanly; connection errors are retried
+    with capped exponential backoff.
+
+    \b
+    Example:
+      complaints run --log-format json
+    """
+    runtime = runtime_from(ctx, with_rules=True)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run_service(runtime, stop)
+
+
+COMMANDS = [poll_command, run_command]

@@ -1,0 +1,246 @@
+"""The loop: fetch new mail in batches, file it in one transaction per batch, then act on the server.
+
+Order of operations for every batch, which is what makes the "never lose a mail" promise:
+  1. fetch with BODY.PEEK[] (nothing changes on the server);
+  2. write raw bytes and attachments to the blob store and fsync them;
+  3. commit the messages, cases, quarantine entries and the advanced folder cursor together;
+  4. only then move (or flag) the mails on the server.
+A crash between 3 and 4 leaves committed mail in the folder at or below the cursor; the next
+poll finds it first (`_finish_pending`) and moves it according to what was recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from processor.blobstore import BlobStore
+from processor.config import MailboxSettings, Settings
+from processor.db import session_scope
+from processor.db.models import PollRun
+from processor.db.store import copies_for_uids, mailbox_state
+from processor.imap import FetchedMail, MailboxConnection
+from processor.pipeline import Classifier, IngestContext, MailOutcome, ingest_batch, quarantine_mail
+
+log = logging.getLogger("processor.poller")
+
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class PollStats:
+    mailbox: str
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    quarantined: int = 0
+    errors: int = 0
+    pending_finished: int = 0
+    duration_ms: int = 0
+    cases: list[str] = field(default_factory=list)
+
+    def count(self, outcome: MailOutcome) -> None:
+        self.fetched += 1
+        if outcome.outcome == "stored":
+            self.stored += 1
+            if outcome.case_reference:
+                self.cases.append(outcome.case_reference)
+        elif outcome.outcome == "duplicate":
+            self.duplicates += 1
+        elif outcome.outcome == "ignored":
+            self.ignored += 1
+        else:
+            self.quarantined += 1
+
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Poller:
+    """Polls one configured mailbox; the same object is reused across polls by `run`."""
+
+    settings: Settings
+    mailbox: MailboxSettings
+    engine: Engine
+    store: BlobStore
+    classify: Classifier | None = None
+    should_stop: Callable[[], bool] = lambda: False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def poll(self, connection: MailboxConnection,
+             on_backlog: Callable[[int], Progress | None] | None = None) -> PollStats:
+        """One pass over the folder: finish pending server actions, then ingest new mail."""
+        started = time.monotonic()
+        stats = PollStats(self.mailbox.name)
+        run_id = self._start_run()
+        try:
+            self._poll(connection, stats, on_backlog)
+        except Exception as exc:
+            stats.errors += 1
+            self._finish_run(run_id, stats, started, error=str(exc))
+            raise
+        self._finish_run(run_id, stats, started)
+        return stats
+
+    def _poll(self, connection: MailboxConnection, stats: PollStats,
+              on_backlog: Callable[[int], Progress | None] | None) -> None:
+        mb = self.mailbox
+        for folder in (mb.processed_folder, mb.quarantine_folder):
+            connection.ensure_folder(folder)
+        status = connection.select(mb.folder)
+        with session_scope(self.engine) as session:
+            state = mailbox_state(session, mb.name, mb.folder, self.clock())
+            if state.uidvalidity != status.uidvalidity:
+                if state.uidvalidity is not None:
+                    log.warning("%s/%s: UIDVALIDITY changed from %s to %s; rescanning the folder "
+                                "(stored mail is recognised and not doubled)", mb.name, mb.folder,
+                                state.uidvalidity, status.uidvalidity)
+                state.uidvalidity, state.last_uid = status.uidvalidity, 0
+                state.updated_at = self.clock()
+            last_uid = state.last_uid
+        ctx = IngestContext(self.settings, mb, mb.folder, status.uidvalidity, self.classify,
+                            self.clock)
+        stats.pending_finished = self._finish_pending(connection, ctx, last_uid)
+        new_uids = connection.uids_after(last_uid)
+        if not new_uids:
+            return
+        progress = on_backlog(len(new_uids)) if on_backlog else None
+        for batch in self._batches(connection, new_uids):
+            if self.should_stop():
+                log.info("%s: stopping before the next batch as asked", mb.name)
+                return
+            outcomes = self._ingest(connection, ctx, batch)
+            for outcome in outcomes:
+                stats.count(outcome)
+            if progress:
+                progress(len(outcomes))
+            self._act_on_server(connection, outcomes)
+            if len(outcomes) < len(batch):  # stopped in the middle of the batch
+                return
+
+    # -- batches ------------------------------------------------------------------------------
+    def _batches(self, connection: MailboxConnection,
+                 uids: Sequence[int]) -> Iterator[list[int]]:
+        """Group UIDs by count and by total size, so a batch of large mails stays small."""
+        size_limit = self.settings.processing.max_message_bytes
+        count_limit = self.settings.processing.batch_size
+        for start in range(0, len(uids), count_limit):
+            window = list(uids[start:start + count_limit])
+            sizes = connection.sizes(window)
+            batch: list[int] = []
+            batch_bytes = 0
+            for uid in window:
+                if uid not in sizes:  # expunged meanwhile
+                    continue
+                size = min(sizes[uid], size_limit)
+                if batch and batch_bytes + size > MAX_BATCH_BYTES:
+                    yield batch
+                    batch, batch_bytes = [], 0
+                batch.append(uid)
+                batch_bytes += size
+            if batch:
+                yield batch
+
+    def _ingest(self, connection: MailboxConnection, ctx: IngestContext,
+                batch: list[int]) -> list[MailOutcome]:
+        size_limit = self.settings.processing.max_message_bytes
+        sizes = connection.sizes(batch)
+        oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
+        regular = [uid for uid in batch if uid not in oversized]
+        mails = list(connection.fetch(regular))
+        with session_scope(self.engine) as session:
+            outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop)
+            if len(outcomes) == len(mails):
+                for uid in oversized:
+                    outcomes.append(self._quarantine_oversized(session, connection, ctx, uid,
+                                                               sizes[uid]))
+            cursor = _contiguous_cursor(batch, {o.uid for o in outcomes})
+            state = mailbox_state(session, ctx.mailbox.name, ctx.folder, self.clock())
+            if cursor > state.last_uid:
+                state.last_uid = cursor
+                state.updated_at = self.clock()
+            # The bytes must be durable before the commit that lets us touch the server copy.
+            self.store.sync()
+        return sorted(outcomes, key=lambda o: o.uid)
+
+    def _quarantine_oversized(self, session: object, connection: MailboxConnection,
+                              ctx: IngestContext, uid: int, size: int) -> MailOutcome:
+        mail = next(iter(connection.fetch([uid])), None) or FetchedMail(uid, b"", size, None)
+        reason = (f"mail of {size} bytes is over the limit of "
+                  f"{self.settings.processing.max_message_bytes} bytes; kept unparsed")
+        log.warning("%s: uid %s quarantined: %s", ctx.mailbox.name, uid, reason)
+        quarantine_mail(session, self.store, ctx, mail, stage="size-limit", reason=reason)  # type: ignore[arg-type]
+        return MailOutcome(uid, "quarantined", reason=reason)
+
+    # -- acting on the server ----------------------------------------------------------------------
+    def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome]) -> None:
+        quarantined = [o.uid for o in outcomes if o.outcome == "quarantined"]
+        done = [o.uid for o in outcomes if o.outcome != "quarantined"]
+        connection.move(quarantined, self.mailbox.quarantine_folder)
+        if self.settings.processing.after_processing == "move":
+            connection.move(done, self.mailbox.processed_folder)
+        else:
+            connection.add_keyword(done, self.settings.processing.processed_flag)
+
+    def _finish_pending(self, connection: MailboxConnection, ctx: IngestContext,
+                        last_uid: int) -> int:
+        """Mail at or below the cursor is already committed: finish what a crash interrupted."""
+        flag_mode = self.settings.processing.after_processing == "flag"
+        pending = connection.uids_up_to(
+            last_uid, unflagged=self.settings.processing.processed_flag if flag_mode else None)
+        if not pending:
+            return 0
+        with session_scope(self.engine) as session:
+            copies = copies_for_uids(session, ctx.mailbox.name, ctx.folder, ctx.uidvalidity,
+                                     pending)
+            outcomes = [MailOutcome(uid, "quarantined" if copy.outcome == "quarantined"
+                                    else "stored") for uid, copy in copies.items()]
+        unknown = sorted(set(pending) - set(copies))
+        if unknown:
+            # Not recorded under this cursor (restored from a backup?): ingest them again;
+            # deduplication makes that harmless.
+            log.warning("%s: %d mails below the cursor were never recorded; ingesting them",
+                        ctx.mailbox.name, len(unknown))
+            outcomes += self._ingest(connection, ctx, unknown)
+        log.info("%s: finishing %d mails committed before an interruption", ctx.mailbox.name,
+                 len(outcomes))
+        self._act_on_server(connection, outcomes)
+        return len(outcomes)
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _start_run(self) -> int:
+        with session_scope(self.engine) as session:
+            run = PollRun(mailbox=self.mailbox.name, started_at=self.clock())
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def _finish_run(self, run_id: int, stats: PollStats, started: float,
+                    error: str | None = None) -> None:
+        stats.duration_ms = int((time.monotonic() - started) * 1000)
+        with session_scope(self.engine) as session:
+            run = session.get(PollRun, run_id)
+            assert run is not None
+            run.finished_at = self.clock()
+            run.fetched, run.stored = stats.fetched, stats.stored
+            run.duplicates, run.quarantined = stats.duplicates, stats.quarantined
+            run.errors, run.duration_ms, run.last_error = stats.errors, stats.duration_ms, error
+
+
+def _contiguous_cursor(batch: Sequence[int], handled: set[int]) -> int:
+    """The highest UID of the batch such that it and every UID before it were handled.
+
+    A stop in the middle of a batch must never let the cursor jump over a mail."""
+    cursor = 0
+    for uid in sorted(batch):
+        if uid not in handled:
+            break
+        cursor = uid
+    return cursor
