@@ -1,6 +1,16 @@
 """Pure mail parsing: raw bytes in, a frozen ParsedMessage out. No I/O, no clock, never raises."""
 
+from processor.mail.limits import ParseLimits
 from processor.mail.model import Address, Attachment, ParsedMessage
-from processor.mail.parse import ParseLimits, parse_message
+from processor.mail.parse import parse_message
+from processor.mail.subject import fold_for_matching, normalize_subject
 
-__all__ = ["Address", "Attachment", "ParseLimits", "ParsedMessage", "parse_message"]
+__all__ = [
+    "Address",
+    "Attachment",
+    "ParseLimits",
+    "ParsedMessage",
+    "fold_for_matching",
+    "normalize_subject",
+    "parse_message",
+]

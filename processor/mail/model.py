@@ -25,7 +25,7 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A decoded attachment; `payload` holds the decoded bytes and is left out of repr and equality."""
+    """A decoded attachment; `payload` holds the decoded bytes, left out of repr and equality."""
 
     filename: str
     content_type: str
@@ -57,6 +57,8 @@ class ParsedMessage:
     `date` is timezone-aware UTC or None. `language` is a short code such as "zh" or "en".
     `new_text` is what the sender wrote in this mail: quoted history and signature removed.
     `defects` lists, as short human-readable strings, what was wrong and repaired or skipped.
+    `forwarded` holds the mails attached whole (message/rfc822), each parsed like this one;
+    their raw bytes are also among `attachments`.
     """
 
     message_id: str | None
@@ -80,6 +82,8 @@ class ParsedMessage:
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY_HEADERS)
     return_path: str | None = None
     size: int = 0
+    # Mails attached as message/rfc822 (a forwarded complaint), parsed the same way.
+    forwarded: tuple[ParsedMessage, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first value of a header by case-insensitive name, or None."""
@@ -89,6 +93,13 @@ class ParsedMessage:
     @property
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
+
+    def all_attachments(self) -> tuple[Attachment, ...]:
+        """This mail's attachments followed by those of the mails forwarded inside it."""
+        found = list(self.attachments)
+        for inner in self.forwarded:
+            found.extend(inner.all_attachments())
+        return tuple(found)
 
     def as_json(self) -> dict[str, object]:
         """The stable JSON shape printed by `complaints parse --json` (documented in README)."""
@@ -111,4 +122,5 @@ class ParsedMessage:
             "auto_submitted": self.auto_submitted,
             "auto_reasons": list(self.auto_reasons),
             "defects": list(self.defects),
+            "forwarded": [inner.as_json() for inner in self.forwarded],
         }

@@ -1,90 +1,123 @@
-"""Interim parser (to be replaced by the full one): stdlib email with the default policy."""
+"""One raw mail in, one ParsedMessage out: the stages of parsing in order, and nothing raised."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
-import hashlib
-from dataclasses import dataclass
-from datetime import UTC
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from processor.mail.model import Address, Attachment, ParsedMessage
+from processor.mail.auto import auto_reasons
+from processor.mail.body import Enclosed, collect_body
+from processor.mail.headers import (
+    decode_words,
+    first_message_id,
+    fold_whitespace,
+    message_ids,
+    parse_addresses,
+    parse_date,
+)
+from processor.mail.language import detect_language
+from processor.mail.limits import ParseLimits
+from processor.mail.mime import Part, parse_structure
+from processor.mail.model import ParsedMessage
+from processor.mail.quoting import extract_new_text
+from processor.mail.subject import normalize_subject
 
+__all__ = ["ParseLimits", "parse_message"]
 
-@dataclass(frozen=True, slots=True)
-class ParseLimits:
-    max_depth: int = 20
-    max_parts: int = 500
-    max_headers: int = 1000
-    max_header_length: int = 64 * 1024
-    max_attachments: int = 200
-    max_attachment_bytes: int = 50 * 1024 * 1024
-
-
-def _addresses(values: list[str]) -> tuple[Address, ...]:
-    return tuple(
-        Address(name, addr) for name, addr in email.utils.getaddresses(values) if addr
-    )
+_DEFAULT_LIMITS = ParseLimits()
 
 
 def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    headers: dict[str, tuple[str, ...]] = {}
-    for name, value in msg.items():
-        headers.setdefault(name.lower(), ())
-        headers[name.lower()] += (str(value),)
-    date = None
+    """Parse a whole mail. Never raises: what went wrong is listed in `defects`."""
+    limits = limits or _DEFAULT_LIMITS
+    defects: list[str] = []
     try:
-        parsed_date = email.utils.parsedate_to_datetime(str(msg["Date"])) if msg["Date"] else None
-        if parsed_date is not None and parsed_date.tzinfo is not None:
-            date = parsed_date.astimezone(UTC)
-    except (TypeError, ValueError):
-        date = None
-    body = msg.get_body(preferencelist=("plain", "html"))
-    text = ""
-    if body is not None:
-        try:
-            text = body.get_content()
-        except (LookupError, ValueError):
-            text = ""
-    attachments = []
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True) or b""
-        attachments.append(
-            Attachment(
-                filename=part.get_filename() or f"attachment-{len(attachments) + 1}.bin",
-                content_type=part.get_content_type(),
-                size=len(payload),
-                sha256=hashlib.sha256(payload).hexdigest(),
-                inline=part.get_content_disposition() == "inline",
-                content_id=part.get("Content-ID"),
-                payload=payload,
-            )
-        )
-    froms = _addresses(msg.get_all("From", []))
-    subject = " ".join(str(msg.get("Subject", "")).split())
-    refs = tuple(str(msg.get("References", "")).split())
+        raw = bytes(raw)
+        root = parse_structure(raw, limits, defects)
+        return _message(raw, root, limits, defects, len(raw))
+    except Exception as exc:  # noqa: BLE001 - the contract is that no exception escapes
+        defects.append(f"parser: gave up ({type(exc).__name__}: {str(exc)[:120]})")
+        return _unreadable(len(raw) if isinstance(raw, bytes | bytearray) else 0, defects)
+
+
+def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
+             size: int) -> ParsedMessage:
+    hint = root.params.get("charset")
+    headers = _decoded_headers(root.fields, defects, hint)
+    grouped = _raw_grouped(root.fields)
+    subject = fold_whitespace(headers["subject"][0]) if "subject" in headers else ""
+    from_ = parse_addresses(grouped.get("from", [])[:1], defects, hint)
+    body = collect_body(raw, root, limits, defects)
+    forwarded = tuple(_enclosed(inner, limits, defects) for inner in body.enclosed)
+    text = body.text
+    new_text = extract_new_text(text) if text else ""
+    if not text.strip() and forwarded:
+        # A mail that only forwards another: its readable body is the forwarded one.
+        text = "\n\n".join(inner.text for inner in forwarded if inner.text)
+    sender = from_[0].address if from_ else ""
+    reasons = auto_reasons(headers, sender, subject)
+    return_path = grouped.get("return-path", [None])[0]
     return ParsedMessage(
-        message_id=str(msg["Message-ID"]).strip() if msg["Message-ID"] else None,
-        in_reply_to=str(msg["In-Reply-To"]).strip() if msg["In-Reply-To"] else None,
-        references=refs,
-        date=date,
-        from_=froms[0] if froms else None,
-        to=_addresses(msg.get_all("To", [])),
-        cc=_addresses(msg.get_all("Cc", [])),
-        reply_to=_addresses(msg.get_all("Reply-To", [])),
+        message_id=first_message_id(_first(grouped, "message-id")),
+        in_reply_to=first_message_id(_first(grouped, "in-reply-to")),
+        references=message_ids(" ".join(grouped.get("references", []))),
+        date=parse_date(_first(grouped, "date"), defects),
+        from_=from_[0] if from_ else None,
+        to=parse_addresses(grouped.get("to", []), defects, hint),
+        cc=parse_addresses(grouped.get("cc", []), defects, hint),
+        reply_to=parse_addresses(grouped.get("reply-to", []), defects, hint),
         subject=subject,
-        normalized_subject=subject,
-        language="en",
+        normalized_subject=normalize_subject(subject),
+        language=detect_language(subject, text),
         text=text,
-        new_text=text,
-        html=None,
-        attachments=tuple(attachments),
-        auto_submitted=False,
-        auto_reasons=(),
-        defects=(),
+        new_text=new_text,
+        html=body.html,
+        attachments=body.attachments,
+        auto_submitted=bool(reasons),
+        auto_reasons=reasons,
+        defects=tuple(dict.fromkeys(defects)),
         headers=headers,
-        return_path=str(msg["Return-Path"]) if msg["Return-Path"] else None,
-        size=len(raw),
+        return_path=return_path.strip() if return_path is not None else None,
+        size=size,
+        forwarded=forwarded,
+    )
+
+
+def _enclosed(inner: Enclosed, limits: ParseLimits, defects: list[str]) -> ParsedMessage:
+    own: list[str] = []
+    part = inner.part or parse_structure(inner.raw, limits, own, depth=inner.depth)
+    size = part.body_end - part.body_start if inner.part is not None else len(inner.raw)
+    message = _message(inner.raw, part, limits, own, size)
+    # Defects of a forwarded mail are reported on it, and summarised on the outer one.
+    if message.defects:
+        defects.append(f"forwarded message: {len(message.defects)} defects")
+    return message
+
+
+def _decoded_headers(fields: tuple[tuple[str, str], ...], defects: list[str],
+                     hint: str | None) -> Mapping[str, tuple[str, ...]]:
+    decoded: dict[str, list[str]] = {}
+    for name, value in fields:
+        decoded.setdefault(name, []).append(decode_words(value, defects, hint))
+    return MappingProxyType({name: tuple(values) for name, values in decoded.items()})
+
+
+def _raw_grouped(fields: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in fields:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _first(grouped: dict[str, list[str]], name: str) -> str | None:
+    values = grouped.get(name)
+    return values[0] if values else None
+
+
+def _unreadable(size: int, defects: list[str]) -> ParsedMessage:
+    return ParsedMessage(
+        message_id=None, in_reply_to=None, references=(), date=None, from_=None, to=(), cc=(),
+        reply_to=(), subject="", normalized_subject="", language="en", text="", new_text="",
+        html=None, attachments=(), auto_submitted=False, auto_reasons=(),
+        defects=tuple(defects), size=size,
     )

@@ -1,0 +1,47 @@
+"""Subjects as people and threading compare them: reply and forward prefixes off, forms folded."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Prefixes real clients write, in the languages our customers use: English, German (AW/WG),
+# Nordic (SV/VS), Dutch (Antw/Doorst), French/Italian (TR/RIF/R), Spanish/Portuguese (RV/ENC),
+# and Chinese simplified and traditional (回复 答复 转发 回覆 轉寄 轉發).
+_WORDS = (r"re|fw|fwd|aw|wg|sv|vs|antw|doorst|tr|rif|r|rv|enc|odp|ynt|"
+          r"回复|回覆|答复|答覆|转发|轉寄|轉發|转寄")
+# After NFKC, full-width ： and ［］（） are ASCII; 【】 are not, so they are listed.
+_PREFIX = re.compile(
+    rf"^\s*(?:"
+    rf"(?:{_WORDS})\s*(?:\[\d+\]|\(\d+\))?\s*:"          # Re: / RE[2]: / 回复：
+    rf"|[\[【(〔]\s*(?:{_WORDS})\s*(?::\s*)?[\]】)〕]"     # [Fwd] / 【回复】 / (fwd)
+    rf"|[\[【]\s*(?:{_WORDS})\s*:"                      # [Fwd: ...]  (closing bracket below)
+    rf")\s*",
+    re.IGNORECASE,
+)
+_TRAILING = re.compile(r"\s*(?:\((?:fwd|fw)\)|\])\s*$", re.IGNORECASE)
+
+
+def fold_for_matching(text: str) -> str:
+    """NFKC (full-width letters, digits, punctuation to ASCII) + casefold + whitespace folded."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def normalize_subject(subject: str) -> str:
+    """The subject without any run of reply/forward prefixes, NFKC-normalised, spaces folded.
+
+    Case is kept (it is shown to people); compare with `fold_for_matching` on top.
+    """
+    text = " ".join(unicodedata.normalize("NFKC", subject).split())
+    opened_brackets = 0
+    for _ in range(50):  # bounded: a subject of a thousand "Re:" is still cut in 50 rounds
+        match = _PREFIX.match(text)
+        if match is None or match.end() == 0:
+            break
+        if match.group().rstrip().endswith(":") and match.group().lstrip()[:1] in "[【":
+            opened_brackets += 1
+        text = text[match.end():]
+    for _ in range(opened_brackets):
+        text = _TRAILING.sub("", text)
+    text = _TRAILING.sub("", text) if text.lower().endswith("(fwd)") else text
+    return text.strip()
