@@ -1,0 +1,136 @@
+"""The outgoing edge: submit one composed message over SMTP and say whether a retry can help.
+
+    ComplaintsError
+    ├── SendTransient      connection refused or dropped, timeout, TLS trouble, 4xx: retry later
+    └── SendPermanent      5xx (or the server cannot do what we require): do not retry
+
+aiosmtplib and socket errors are translated here and nowhere else; the outbox decides, with
+`next_attempt_delay`, when to try again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Literal
+
+import aiosmtplib
+
+from processor.compose import validate_address
+from processor.errors import ComplaintsError, ConfigError
+
+log = logging.getLogger("processor.smtp")
+
+SmtpTls = Literal["starttls", "implicit", "none"]
+
+
+class SendTransient(ComplaintsError):
+    """The message was not accepted, but trying again later may work."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"temporary SMTP failure: {reason}")
+        self.reason = reason
+
+
+class SendPermanent(ComplaintsError):
+    """The server refused the message for good; `code` is its reply code, or None."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"SMTP refused the message ({code}): {reason}" if code
+                         else f"SMTP refused the message: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """How to reach the submission server; `envelope_sender` "" means the null sender "<>"."""
+
+    host: str
+    port: int = 587
+    tls: SmtpTls = "starttls"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 30.0
+    verify_certificate: bool = True
+    envelope_sender: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tls not in ("starttls", "implicit", "none"):
+            raise ConfigError(f"expected starttls, implicit or none, got {self.tls!r}",
+                              key="smtp.tls")
+        # Credentials and complaint text must never cross a network in clear.
+        if self.tls == "none" and not _is_loopback(self.host):
+            raise ConfigError("plain SMTP without TLS is allowed only for 127.0.0.1/localhost",
+                              key="smtp.tls")
+        if self.envelope_sender:
+            validate_address(self.envelope_sender)
+
+
+async def send_message(settings: SmtpSettings, message: EmailMessage,
+                       recipients: Sequence[str]) -> None:
+    """Submit `message` to `recipients` with the configured envelope sender, or raise Send*.
+
+    If the server accepts some recipients and refuses others we return normally and log the
+    refusals: raising would make the outbox send the message again to those who already have it.
+    """
+    rcpts = [validate_address(r) for r in recipients]
+    if not rcpts:
+        raise SendPermanent(None, "no recipients")
+    sender = settings.envelope_sender and validate_address(settings.envelope_sender)
+    data = message.as_bytes()
+    client = aiosmtplib.SMTP(
+        hostname=settings.host, port=settings.port, timeout=settings.timeout,
+        use_tls=settings.tls == "implicit", start_tls=settings.tls == "starttls",
+        validate_certs=settings.verify_certificate,
+        username=settings.user or None, password=settings.password if settings.user else None,
+    )
+    message_id = message.get("Message-ID", "")
+    try:
+        async with client:
+            refused, _reply = await client.sendmail(sender, rcpts, data)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        if all(500 <= c < 600 for c in codes):
+            raise SendPermanent(codes[0], reason) from None
+        raise SendTransient(reason) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        if 500 <= exc.code < 600:
+            raise SendPermanent(exc.code, exc.message) from None
+        raise SendTransient(f"{exc.code} {exc.message}") from None
+    except aiosmtplib.SMTPNotSupported as exc:
+        # e.g. STARTTLS required by our settings but not offered: retrying changes nothing.
+        raise SendPermanent(None, str(exc)) from None
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as exc:
+        raise SendTransient(f"{type(exc).__name__}: {exc}") from None
+    if refused:
+        log.warning("%s: some recipients refused: %s", message_id,
+                    "; ".join(f"{r}: {resp.code} {resp.message}" for r, resp in refused.items()))
+    log.info("%s: submitted to %s:%s for %d recipient(s)", message_id, settings.host,
+             settings.port, len(rcpts) - len(refused))
+
+
+def next_attempt_delay(attempt: int, base: float = 30, cap: float = 3600,
+                       rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1, 2, ...): full jitter.
+
+    Uniform between 0 and min(cap, base * 2**(attempt-1)), so many mails that failed together
+    (the relay was down) do not all come back at the same second.
+    """
+    ceiling = min(cap, base * 2 ** min(max(attempt - 1, 0), 62))
+    return rng() * ceiling
