@@ -1,0 +1,48 @@
+"""Text folding and keyword patterns shared by conditions and detail extraction."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Until processor.mail exports fold_for_matching, fold here the same way (NFKC, then casefold):
+# full-width digits and letters in Chinese mail become ASCII, and case stops mattering.
+try:  # pragma: no cover - depends on the parser rewrite having landed
+    from processor.mail import fold_for_matching as _fold_for_matching  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    _fold_for_matching = None
+
+_SPACES = re.compile(r"\s+")
+
+# Letters and digits of space-separated scripts. CJK characters are deliberately absent: Chinese
+# has no spaces between words, so a Chinese keyword matches anywhere inside the text.
+_WORD_CHAR = r"0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+
+
+def fold(text: str) -> str:
+    """NFKC + casefold, with every run of whitespace collapsed to one space."""
+    folded = _fold_for_matching(text) if _fold_for_matching else unicodedata.normalize(
+        "NFKC", text).casefold()
+    return _SPACES.sub(" ", folded)
+
+
+def normalize(text: str) -> str:
+    """NFKC only: what regex conditions and detail extraction read (case kept for display)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def keyword_pattern(keyword: str) -> re.Pattern[str]:
+    """A pattern over folded text for one keyword.
+
+    A keyword that starts or ends with a Latin letter or digit must sit at a word edge there
+    ("app" does not match "happy"); a trailing `*` lets the word go on ("refund*" matches
+    "refunded"). Chinese keywords match anywhere. Spaces inside a keyword match any whitespace.
+    """
+    folded = fold(keyword).strip()
+    prefix = folded.endswith("*")
+    folded = folded.rstrip("*").strip()
+    body = r"\s+".join(re.escape(part) for part in folded.split(" "))
+    word_char = f"[{_WORD_CHAR}]"
+    start = f"(?<!{word_char})" if re.match(word_char, folded[:1]) else ""
+    end = f"(?!{word_char})" if not prefix and re.match(word_char, folded[-1:]) else ""
+    return re.compile(start + body + end)
