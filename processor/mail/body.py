@@ -110,7 +110,9 @@ class _Walker:
         filename = disposition_params.get("filename") or part.params.get("name")
         if (in_body and content_type in ("text/plain", "text/html")
                 and disposition != "attachment"
-                and (not filename or disposition == "inline")):
+                # A named text part without disposition is the body when it comes first.
+                and (not filename or disposition == "inline"
+                     or (not disposition and not found.pieces))):
             text = self._decode_text(part)
             found.pieces.append(("html" if content_type == "text/html" else "plain", text))
             if content_type == "text/html":

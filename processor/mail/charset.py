@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 from charset_normalizer import from_bytes
 
@@ -43,6 +44,9 @@ _ALIASES = {
     "default": "",
     "x-user-defined": "",
 }
+
+# A CJK character wedged inside a Latin word ("Forma玢o") is Latin-1 read as GBK or Big5.
+_LATIN_IN_DISGUISE = re.compile(r"[A-Za-z][\u3400-\u9fff\uac00-\ud7af\ue000-\uf8ff][A-Za-z]")
 
 # Codecs that never fail, so a failed strict decode cannot reveal a wrong label.
 _PERMISSIVE = {"ascii", "latin-1", "iso8859-1", "cp1252"}
@@ -127,19 +131,22 @@ def decode_text(
 
 def decode_8bit_header(value: str, hint: str | None, defects: list[str]) -> str:
     """Re-decode a header value read as latin-1 whose raw bytes were 8-bit (RFC 6532 or worse)."""
-    if value.isascii():
-        return value
+    if value.isascii() or max(value) > "\xff":
+        return value  # already text, not bytes read as latin-1
     raw = value.encode("latin-1")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    for candidate in (codec_for(hint), "gb18030", "big5hkscs"):
-        if candidate is None or candidate in _PERMISSIVE:
+    declared = codec_for(hint)
+    for candidate in (declared, "gb18030", "big5hkscs"):
+        if candidate is None:
             continue
         try:
             text = raw.decode(candidate)
         except UnicodeDecodeError:
+            continue
+        if candidate != declared and _LATIN_IN_DISGUISE.search(text):
             continue
         defects.append(f"header: raw 8-bit bytes decoded as {candidate}")
         return text

@@ -20,18 +20,28 @@ _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:")
 # lower-case or unknown charsets; an RFC 2231 language suffix (`utf-8*zh`) is dropped.
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+?)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\r\n]*?)\?=")
 _WSP_ONLY = re.compile(r"[ \t\r\n]*")
+_COMMENT = re.compile(r"\([^()]*\)")
+_DATE_SPACES = re.compile(r"\s*:\s*")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 
 
 def split_header_block(block: str, max_headers: int, max_length: int,
-                       defects: list[str]) -> list[tuple[str, str]]:
-    """(lower-cased name, unfolded raw value) pairs from a header block, in order."""
+                       defects: list[str]) -> tuple[list[tuple[str, str]], int | None]:
+    """(lower-cased name, unfolded raw value) pairs from a header block, in order.
+
+    The second value is where the body really starts when the blank line after the headers
+    is missing (a line that is no header and is not followed by one), else None.
+    """
     fields: list[tuple[str, str]] = []
     name = ""
     parts: list[str] = []
     truncated = False
+    body_at: int | None = None
     lines = block.split("\n")
+    offset = 0
     for index, line in enumerate(lines):
+        line_start = offset
+        offset += len(line) + 1
         if line.endswith("\r"):
             line = line[:-1]
         if line[:1] in (" ", "\t"):
@@ -44,8 +54,15 @@ def split_header_block(block: str, max_headers: int, max_length: int,
         if match is None:
             if line.startswith("From ") and index == 0:
                 continue  # an mbox envelope line, not a header
-            if line.strip():
-                defects.append(f"header: malformed line skipped: {line[:60]!r}")
+            if not line.strip():
+                continue
+            following = next((n for n in lines[index + 1:index + 4] if n.strip()), "")
+            if fields or name:
+                if not _FIELD.match(following) and following[:1] not in (" ", "\t"):
+                    defects.append("header: no blank line between headers and body")
+                    body_at = line_start
+                    break
+            defects.append(f"header: malformed line skipped: {line[:60]!r}")
             continue
         if name:
             fields.append((name, _join(parts, max_length, defects)))
@@ -59,7 +76,7 @@ def split_header_block(block: str, max_headers: int, max_length: int,
         fields.append((name, _join(parts, max_length, defects)))
     if truncated:
         defects.append(f"header: more than {max_headers} fields, the rest skipped")
-    return fields
+    return fields, body_at
 
 
 def _join(parts: list[str], max_length: int, defects: list[str]) -> str:
@@ -258,6 +275,9 @@ def parse_date(value: str | None, defects: list[str]) -> datetime | None:
         return None
     try:
         parts = parsedate_tz(value)
+        if parts is None:
+            # RFC 5322 obsolete syntax: comments and spaces around the time's colons.
+            parts = parsedate_tz(_DATE_SPACES.sub(":", _COMMENT.sub("", value)))
         if parts is None:
             raise ValueError
         *fields, offset = parts

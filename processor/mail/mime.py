@@ -110,8 +110,9 @@ def _headers(raw: bytes, start: int, end: int, limits: ParseLimits,
         defects.append("header: header block larger than 1 MiB cut")
         block_end = start + _SAFE_HEADER_BLOCK
     block = raw[start:block_end].decode("latin-1")
-    fields = split_header_block(block, limits.max_headers, limits.max_header_length, defects)
-    return fields, body_start
+    fields, body_at = split_header_block(block, limits.max_headers, limits.max_header_length,
+                                         defects)
+    return fields, (start + body_at if body_at is not None else body_start)
 
 
 def _multipart(raw: bytes, part: Part, limits: ParseLimits, budget: _Budget,
@@ -125,6 +126,9 @@ def _multipart(raw: bytes, part: Part, limits: ParseLimits, budget: _Budget,
         return part
     spans, closed = _split(raw, boundary.encode("latin-1", "replace"), part.body_start,
                            part.body_end)
+    if not spans and closed:
+        defects.append("mime: multipart without any part")
+        return part
     if not spans:
         defects.append("mime: multipart boundary never found, body read as text")
         return _replace(part, content_type="text/plain", params={})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 from processor.mail.auto import auto_reasons
-from processor.mail.body import Enclosed, collect_body
+from processor.mail.body import Body, Enclosed, collect_body
 from processor.mail.headers import (
     decode_words,
     first_message_id,
@@ -25,6 +26,9 @@ from processor.mail.subject import normalize_subject
 __all__ = ["ParseLimits", "parse_message"]
 
 _DEFAULT_LIMITS = ParseLimits()
+_NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+_NO_BODY = Body("", None, (), ())
+T = TypeVar("T")
 
 
 def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
@@ -42,15 +46,20 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessag
 
 def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
              size: int) -> ParsedMessage:
-    hint = root.params.get("charset")
-    headers = _decoded_headers(root.fields, defects, hint)
+    # Raw 8-bit headers are most likely in the charset the sender's client used for the body.
+    hint = _first_charset(root)
     grouped = _raw_grouped(root.fields)
+    headers = _guard(defects, "headers", lambda: _decoded_headers(root.fields, defects, hint),
+                     _NO_HEADERS)
     subject = fold_whitespace(headers["subject"][0]) if "subject" in headers else ""
-    from_ = parse_addresses(grouped.get("from", [])[:1], defects, hint)
-    body = collect_body(raw, root, limits, defects)
-    forwarded = tuple(_enclosed(inner, limits, defects) for inner in body.enclosed)
+    from_ = _guard(defects, "from", lambda: parse_addresses(grouped.get("from", [])[:1],
+                                                            defects, hint), ())
+    # Each stage is guarded on its own so a failure in one still leaves the others' results.
+    body = _guard(defects, "body", lambda: collect_body(raw, root, limits, defects), _NO_BODY)
+    forwarded = _guard(defects, "forwarded messages", lambda: tuple(
+        _enclosed(inner, limits, defects) for inner in body.enclosed), ())
     text = body.text
-    new_text = extract_new_text(text) if text else ""
+    new_text = _guard(defects, "quoting", lambda: extract_new_text(text), text) if text else ""
     if not text.strip() and forwarded:
         # A mail that only forwards another: its readable body is the forwarded one.
         text = "\n\n".join(inner.text for inner in forwarded if inner.text)
@@ -63,9 +72,12 @@ def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
         references=message_ids(" ".join(grouped.get("references", []))),
         date=parse_date(_first(grouped, "date"), defects),
         from_=from_[0] if from_ else None,
-        to=parse_addresses(grouped.get("to", []), defects, hint),
-        cc=parse_addresses(grouped.get("cc", []), defects, hint),
-        reply_to=parse_addresses(grouped.get("reply-to", []), defects, hint),
+        to=_guard(defects, "to", lambda: parse_addresses(grouped.get("to", []), defects, hint),
+                  ()),
+        cc=_guard(defects, "cc", lambda: parse_addresses(grouped.get("cc", []), defects, hint),
+                  ()),
+        reply_to=_guard(defects, "reply-to", lambda: parse_addresses(
+            grouped.get("reply-to", []), defects, hint), ()),
         subject=subject,
         normalized_subject=normalize_subject(subject),
         language=detect_language(subject, text),
@@ -81,6 +93,24 @@ def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
         size=size,
         forwarded=forwarded,
     )
+
+
+def _guard(defects: list[str], stage: str, compute: Callable[[], T], fallback: T) -> T:
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - one broken stage must not cost the whole mail
+        defects.append(f"parser: {stage} skipped ({type(exc).__name__}: {str(exc)[:120]})")
+        return fallback
+
+
+def _first_charset(part: Part) -> str | None:
+    stack = [part]
+    while stack:
+        current = stack.pop()
+        if current.params.get("charset"):
+            return current.params["charset"]
+        stack.extend(reversed(current.children))
+    return None
 
 
 def _enclosed(inner: Enclosed, limits: ParseLimits, defects: list[str]) -> ParsedMessage:
