@@ -1,4 +1,4 @@
-"""Pure classification: rule files in rules/ decide a mail's category, priority and tags, with why."""
+"""Pure classification: rules/*.toml decide a mail's category, priority and tags, with why."""
 
 from processor.classify.details import extract_details
 from processor.classify.engine import classify
@@ -6,6 +6,7 @@ from processor.classify.holder import RulesHolder
 from processor.classify.load import builtin_rules_dir, check_rules, load_rules, rule_files
 from processor.classify.model import (
     DETAIL_NAMES,
+    NEEDS,
     PRIORITIES,
     Category,
     Classification,
@@ -19,6 +20,7 @@ from processor.classify.templates import discover_templates
 
 __all__ = [
     "DETAIL_NAMES",
+    "NEEDS",
     "PRIORITIES",
     "Category",
     "Classification",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from processor.classify.details import extract_details
 from processor.classify.model import (
+    NEEDS,
     PRIORITIES,
     Actions,
     Classification,
@@ -115,5 +116,5 @@ def _conclude(message: ParsedMessage, rules: RuleSet, decision: _Decision,
         ignored=decision.ignored,
         matched=matched,
         details=details,
-        missing=tuple(need for need in category.needs if not getattr(details, need)),
+        missing=tuple(need for need in category.needs if not getattr(details, NEEDS[need])),
     )

@@ -16,8 +16,8 @@ import processor
 from processor.classify import conditions as c
 from processor.classify.model import (
     DEFAULT_TEMPLATE,
-    DETAIL_NAMES,
     LANGUAGES,
+    NEEDS,
     PRIORITIES,
     Actions,
     Category,
@@ -170,9 +170,9 @@ def _category(name: str, table: Any, span: Span, problems: list[RuleProblem]) ->
         problems.append(span.problem(
             f"category.{name}.sla_hours must be a whole number of hours above 0", "sla_hours"))
     needs = table.get("needs", [])
-    if not _strings(needs) or any(n not in DETAIL_NAMES for n in needs):
+    if not _strings(needs) or any(n not in NEEDS for n in needs):
         problems.append(span.problem(
-            f"category.{name}.needs must list details among {', '.join(DETAIL_NAMES)}", "needs"))
+            f"category.{name}.needs must list details among {', '.join(NEEDS)}", "needs"))
     if len(problems) > before:
         return None
     return Category(name, MappingProxyType(dict(labels)), priority, sla, tuple(needs))

@@ -1,10 +1,11 @@
-"""The typed values of classification: rules, categories, a rule set, the decision and its reasons."""
+"""Typed values of classification: rules, categories, a rule set, the decision and its reasons."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -114,6 +115,20 @@ class Details:
 
 
 DETAIL_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Details))
+
+# What a team may need (categories.toml `needs`, and `missing` in a classification) -> the
+# Details field that holds it. The names are singular, as the acknowledgement templates ask them.
+NEEDS: Mapping[str, str] = MappingProxyType({
+    "time": "times",
+    "frequency": "frequency",
+    "scenario": "scenario",
+    "impact": "impact",
+    "agent_id": "agent_ids",
+    "phone_number": "phone_numbers",
+    "order_number": "order_numbers",
+    "expected_resolution": "expected_resolution",
+    "what_was_said": "what_was_said",
+})
 
 
 @dataclass(frozen=True, slots=True)

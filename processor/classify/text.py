@@ -5,14 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Until processor.mail exports fold_for_matching, fold here the same way (NFKC, then casefold):
-# full-width digits and letters in Chinese mail become ASCII, and case stops mattering.
-try:  # pragma: no cover - depends on the parser rewrite having landed
-    from processor.mail import fold_for_matching as _fold_for_matching  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    _fold_for_matching = None
-
-_SPACES = re.compile(r"\s+")
+from processor.mail import fold_for_matching
 
 # Letters and digits of space-separated scripts. CJK characters are deliberately absent: Chinese
 # has no spaces between words, so a Chinese keyword matches anywhere inside the text.
@@ -20,10 +13,8 @@ _WORD_CHAR = r"0-9a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
 
 
 def fold(text: str) -> str:
-    """NFKC + casefold, with every run of whitespace collapsed to one space."""
-    folded = _fold_for_matching(text) if _fold_for_matching else unicodedata.normalize(
-        "NFKC", text).casefold()
-    return _SPACES.sub(" ", folded)
+    """NFKC + casefold, whitespace runs as one space: the parser's own folding, on purpose."""
+    return fold_for_matching(text)
 
 
 def normalize(text: str) -> str:
