@@ -53,8 +53,9 @@ def make_message_id(domain: str, installation_id: str) -> str:
 def is_our_message_id(message_id: str, domain: str, installation_id: str) -> bool:
     match = re.fullmatch(r"<?([A-Za-z0-9_-]{24})\.([^@<>\s]+)@([^<>\s]+?)>?",
                          message_id.strip())
-    return bool(match) and match.group(2) == installation_id and (
-        match.group(3).lower() == domain.lower())
+    if match is None:
+        return False
+    return match.group(2) == installation_id and match.group(3).lower() == domain.lower()
 
 
 _MESSAGE_ID = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")  # printable ASCII, no spaces or brackets

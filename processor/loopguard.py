@@ -45,7 +45,7 @@ class RobotSignal:
 
 
 def _address_key(address: str) -> str:
-    # complaints+urgent@example.com is still our complaints@ mailbox, so sub-addresses compare equal.
+    # complaints+urgent@example.com is still our complaints@ mailbox: sub-addresses compare equal.
     local, _, domain = address.strip().strip("<>").lower().rpartition("@")
     return f"{local.split('+', 1)[0]}@{domain}"
 
@@ -170,8 +170,9 @@ def _our_loop_header(msg: ParsedMessage, ctx: LoopContext) -> str | None:
 
 # Subject prefixes that out-of-office and vacation responders put in front of the original subject.
 _AUTO_REPLY_SUBJECT = re.compile(
-    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)?\s*[:：]|autoreply|out of (?:the )?office"
-    r"|automatische antwort|abwesenheit|absence|réponse automatique|自动回复|自動回覆|自動回复|自动答复)",
+    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)?\s*[:：]|autoreply"
+    r"|out of (?:the )?office|automatische antwort|abwesenheit|absence|réponse automatique"
+    r"|自动回复|自動回覆|自動回复|自动答复)",
     re.IGNORECASE)
 
 

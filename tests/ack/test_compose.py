@@ -236,3 +236,15 @@ def test_loop_header_name_must_be_a_new_field_name() -> None:
         ack_for(parsed(), loop_header_name="To")
     with pytest.raises(Exception, match="loop header"):
         ack_for(parsed(), loop_header_name="X-Bad: yes")
+
+
+def test_the_last_check_refuses_a_message_that_would_change_on_the_wire() -> None:
+    # Defence in depth: were clean_header_text ever bypassed, Python's own folding would decode
+    # this encoded-word into a real line break; the re-parse check must catch that.
+    from processor.compose import POLICY, InvalidHeader, _verify_headers
+
+    msg = email.message.EmailMessage(policy=POLICY)
+    msg["Subject"] = "x =?utf-8?q?a=0D=0ABcc:_x@evil.example?= y"
+    msg.set_content("hi")
+    with pytest.raises(InvalidHeader):
+        _verify_headers(msg)

@@ -1,4 +1,4 @@
-"""Worked examples for every robot signal: one mail that fires it, and the plain mail that doesn't."""
+"""Worked examples for every robot signal: a mail that fires it, and mail that must not."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Template rendering: languages, missing-detail questions, overrides, errors naming file and line."""
+"""Template rendering: languages, missing-detail questions, overrides, errors with file:line."""
 
 from __future__ import annotations
 
