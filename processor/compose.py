@@ -230,7 +230,7 @@ def compose_ack(*, case_ref: str, tag_format: str, original: ParsedMessage,
                 max_subject_chars: int = MAX_SUBJECT_CHARS) -> EmailMessage:
     """The acknowledgement of a new case, threaded under the complainant's mail."""
     msg = _base(from_address, [to], ack_subject(format_tag(tag_format, case_ref),
-                                                original.subject, max_subject_chars),
+                                                _their_subject(original), max_subject_chars),
                 message_id, date)
     parent = _valid_message_id(original.message_id)
     if parent:
@@ -252,11 +252,16 @@ def compose_staff_notification(*, case_ref: str, tag_format: str, original: Pars
     if not to:
         raise InvalidAddress("a staff notification needs at least one recipient")
     msg = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
-                                                    original.subject, max_subject_chars),
+                                                    _their_subject(original), max_subject_chars),
                 message_id, date)
     msg["Auto-Submitted"] = "auto-generated"
     _finish(msg, loop_header_name, loop_header_value, body)
     return msg
+
+
+def _their_subject(original: ParsedMessage) -> str:
+    # Without their "Fwd:"/"回复：" run, so the tag comes first; the raw one if nothing is left.
+    return original.normalized_subject or original.subject
 
 
 def _base(from_address: Address | str, to: Sequence[Address | str], subject: str,

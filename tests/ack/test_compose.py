@@ -143,7 +143,7 @@ def assert_only_intended(msg: email.message.EmailMessage, headers: list[str],
 
 @pytest.mark.parametrize("subject", INJECTIONS)
 def test_subject_injection_stays_in_the_subject(subject: str) -> None:
-    original = dataclasses.replace(parsed(), subject=subject)
+    original = dataclasses.replace(parsed(), subject=subject, normalized_subject=subject)
     wire = assert_only_intended(ack_for(original), ACK_HEADERS, ["alice@example.org"])
     assert wire["Subject"].startswith("[C-000123] ")
 
@@ -197,11 +197,17 @@ def test_very_long_subject_is_cut_at_a_character_boundary() -> None:
         result = ack_subject("[C-000123]", subject)
         assert len(result) <= 180 and result.endswith("…")
         assert result.startswith("[C-000123] ")
-        wire = on_the_wire(ack_for(dataclasses.replace(parsed(), subject=subject)))
+        original = dataclasses.replace(parsed(), subject=subject, normalized_subject=subject)
+        wire = on_the_wire(ack_for(original))
         assert wire["Subject"] == result
     cut_en = ack_subject("[C-000123]", long_en)
     assert (cut_en[len("[C-000123] "):-1] + " ") in long_en  # cut between words
     assert ack_subject("[C-000123]", combining)[-2] == "\u0301"  # e keeps its accent
+
+
+def test_ack_subject_drops_their_forward_prefixes() -> None:
+    wire = on_the_wire(ack_for(parsed({"Subject": "Fwd: 转发: Internet down"})))
+    assert wire["Subject"] == "[C-000123] Internet down"
 
 
 def test_subject_already_carrying_the_tag_is_not_tagged_twice() -> None:
@@ -218,7 +224,7 @@ def test_clean_header_text() -> None:
 def test_staff_notification() -> None:
     msg = compose_staff_notification(
         case_ref="C-000123", tag_format="[{ref}]",
-        original=dataclasses.replace(parsed(), subject="Help\r\nBcc: x@evil.example"),
+        original=dataclasses.replace(parsed(), normalized_subject="Help\r\nBcc: x@evil.example"),
         from_address=DESK, to=["team@desk.example.com", Address("Lead", "lead@desk.example.com")],
         body=RenderedBody("text\n", None), message_id=make_message_id(DOMAIN, INSTALLATION),
         loop_header_name="X-Complaints-Loop", loop_header_value=INSTALLATION, date=NOW)
