@@ -48,6 +48,9 @@ _ALIASES = {
 # A CJK character wedged inside a Latin word ("Forma玢o") is Latin-1 read as GBK or Big5.
 _LATIN_IN_DISGUISE = re.compile(r"[A-Za-z][\u3400-\u9fff\uac00-\ud7af\ue000-\uf8ff][A-Za-z]")
 
+_HIGH_BYTES = bytes(range(128, 256))
+_DETECT_MIN_BYTES = 24
+
 # Codecs that never fail, so a failed strict decode cannot reveal a wrong label.
 _PERMISSIVE = {"ascii", "latin-1", "iso8859-1", "cp1252"}
 
@@ -112,8 +115,11 @@ def decode_text(
         return text
     if codec in _PERMISSIVE and codec != "ascii":
         return data.decode(codec)
-    guess = detect_codec(data, sample_limit)
-    for candidate in (guess, "gb18030"):
+    # Detectors guess wildly on a handful of bytes; then a few replacement characters in the
+    # declared charset are the honest answer.
+    high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    guess = detect_codec(data, sample_limit) if high >= _DETECT_MIN_BYTES or not codec else None
+    for candidate in (guess, None if codec else "gb18030"):
         if candidate is None:
             continue
         try:
@@ -122,7 +128,7 @@ def decode_text(
             continue
         defects.append(f"{where}: charset detected as {candidate}")
         return text
-    fallback = guess or codec or "utf-8"
+    fallback = codec or guess or "utf-8"
     text = data.decode(fallback, errors="replace")
     lost = text.count("\ufffd")
     defects.append(f"{where}: {lost} undecodable bytes replaced (decoded as {fallback})")

@@ -46,6 +46,39 @@ def _fold(line: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", line).casefold().split())
 
 
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def _attribution_length(folded: list[str], index: int) -> int:
+    """How many lines an "On ... wrote:" attribution starting here spans (0 if none)."""
+    line = folded[index]
+    if len(line) < 400 and line.endswith(":") and (_WROTE.match(line) or _WROTE_ZH.match(line)):
+        return 1
+    if line.startswith(("on ", "在", "am ", "le ")) and len(line) < 300:
+        joined = line
+        for extra, ahead in enumerate(folded[index + 1:index + 3], start=2):
+            joined = f"{joined} {ahead}"
+            if _WROTE.match(joined) or _WROTE_ZH.match(joined):
+                return extra
+    return 0
+
+
+def _interleaved(lines: list[str], after: int) -> bool:
+    """Quoted lines answered in between (Thunderbird, mutt): the answers are new text."""
+    seen_quote = False
+    for line in lines[after:]:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith(">"):
+            seen_quote = True
+        elif seen_quote:
+            return not _SIGNATURE_DELIMITER.match(line.rstrip("\r"))
+        else:
+            return False
+    return False
+
+
 def _quote_start(folded: list[str], index: int) -> bool:
     """Does quoted history begin at this line?"""
     line = folded[index]
@@ -53,15 +86,6 @@ def _quote_start(folded: list[str], index: int) -> bool:
         return False
     if _SEPARATOR.match(line) or _FORWARD_INTRO.match(line):
         return True
-    if len(line) < 400 and (line.endswith(":")):
-        if _WROTE.match(line) or _WROTE_ZH.match(line):
-            return True
-    if line.startswith(("on ", "在", "am ", "le ")) and len(line) < 300:
-        joined = line
-        for ahead in folded[index + 1:index + 3]:
-            joined = f"{joined} {ahead}"
-            if _WROTE.match(joined) or _WROTE_ZH.match(joined):
-                return True
     if _FROM_KEY.match(line):
         return _header_block_follows(folded, index)
     if _RULE.match(line):
@@ -101,8 +125,15 @@ def extract_new_text(text: str) -> str:
     lines = text.split("\n")
     folded = [_fold(line) for line in lines]
     cut = len(lines)
+    dropped: set[int] = set()
     for index in range(len(lines)):
-        if _quote_start(folded, index):
+        if index in dropped:
+            continue
+        span = _attribution_length(folded, index) if folded[index] else 0
+        if span and _interleaved(lines, index + span):
+            dropped.update(range(index, index + span))
+            continue
+        if span or _quote_start(folded, index):
             cut = index
             break
     for index in range(cut):
@@ -113,12 +144,8 @@ def extract_new_text(text: str) -> str:
             cut = index
             break
     cut = _trailing_quote(lines, cut)
-    kept = lines[:cut]
+    kept = [line for index, line in enumerate(lines[:cut]) if index not in dropped]
     if any(line.strip() and not line.lstrip().startswith(">") for line in kept):
         # Interleaved answers: keep what is not quoted.
         kept = [line for line in kept if not line.lstrip().startswith(">")]
-    while kept and not kept[-1].strip():
-        kept.pop()
-    while kept and not kept[0].strip():
-        kept.pop(0)
-    return "\n".join(line.rstrip() for line in kept)
+    return _BLANKS.sub("\n\n", "\n".join(line.rstrip() for line in kept)).strip("\n")

@@ -11,14 +11,15 @@ import unicodedata
 _WORDS = (r"re|fw|fwd|aw|wg|sv|vs|antw|doorst|tr|rif|r|rv|enc|odp|ynt|"
           r"回复|回覆|答复|答覆|转发|轉寄|轉發|转寄")
 # After NFKC, full-width ： and ［］（） are ASCII; 【】 are not, so they are listed.
-_PREFIX = re.compile(
-    rf"^\s*(?:"
-    rf"(?:{_WORDS})\s*(?:\[\d+\]|\(\d+\))?\s*:"          # Re: / RE[2]: / 回复：
+_PREFIX = (
+    rf"(?:(?:{_WORDS})\s*(?:\[\d+\]|\(\d+\))?\s*:"          # Re: / RE[2]: / 回复：
     rf"|[\[【(〔]\s*(?:{_WORDS})\s*(?::\s*)?[\]】)〕]"     # [Fwd] / 【回复】 / (fwd)
     rf"|[\[【]\s*(?:{_WORDS})\s*:"                      # [Fwd: ...]  (closing bracket below)
-    rf")\s*",
-    re.IGNORECASE,
+    rf")\s*"
 )
+# A whole run of prefixes in one match, so "Re: " a thousand times costs one pass.
+_PREFIX_RUN = re.compile(rf"^\s*(?:{_PREFIX})+", re.IGNORECASE)
+_OPENED = re.compile(rf"[\[【]\s*(?:{_WORDS})\s*:", re.IGNORECASE)
 _TRAILING = re.compile(r"\s*(?:\((?:fwd|fw)\)|\])\s*$", re.IGNORECASE)
 
 
@@ -34,14 +35,11 @@ def normalize_subject(subject: str) -> str:
     """
     text = " ".join(unicodedata.normalize("NFKC", subject).split())
     opened_brackets = 0
-    for _ in range(50):  # bounded: a subject of a thousand "Re:" is still cut in 50 rounds
-        match = _PREFIX.match(text)
-        if match is None or match.end() == 0:
-            break
-        if match.group().rstrip().endswith(":") and match.group().lstrip()[:1] in "[【":
-            opened_brackets += 1
+    match = _PREFIX_RUN.match(text)
+    if match is not None:
+        opened_brackets = len(_OPENED.findall(match.group()))
         text = text[match.end():]
-    for _ in range(opened_brackets):
+    for _ in range(min(opened_brackets, 50)):
         text = _TRAILING.sub("", text)
     text = _TRAILING.sub("", text) if text.lower().endswith("(fwd)") else text
     return text.strip()
