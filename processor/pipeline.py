@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.orm import Session
 
+from processor import failpoints
 from processor.blobstore import BlobStore
 from processor.config import MailboxSettings, Settings
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
@@ -100,6 +101,7 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         if outcomes and should_stop():
             break
         outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known))
+        failpoints.reach("mid-batch")
     return outcomes
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from processor import failpoints
 from processor.blobstore import BlobStore
 from processor.config import MailboxSettings, Settings
 from processor.db import session_scope
@@ -122,6 +123,7 @@ class Poller:
             if progress:
                 progress(len(outcomes))
             self._act_on_server(connection, outcomes)
+            failpoints.reach("after-move")
             if len(outcomes) < len(batch):  # stopped in the middle of the batch
                 return
 
@@ -168,6 +170,8 @@ class Poller:
                 state.updated_at = self.clock()
             # The bytes must be durable before the commit that lets us touch the server copy.
             self.store.sync()
+            failpoints.reach("before-commit")
+        failpoints.reach("after-commit")
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _quarantine_oversized(self, session: object, connection: MailboxConnection,

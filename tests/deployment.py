@@ -1,0 +1,140 @@
+"""Fixtures that set up a deployment for a test: a fresh database (SQLite or PostgreSQL), a
+configuration file pointing at real test servers, and a way to run the `complaints` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from processor.config import Settings, load_settings
+from processor.db import open_database, upgrade_schema
+from tests.servers import ImapAccount
+
+PASSWORD_ENV = "COMPLAINTS_TEST_IMAP_PASSWORD"
+
+
+def _fresh_postgres(admin_url: str) -> Iterator[str]:
+    name = f"ct_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind; tests using it run once on each."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'complaints.sqlite3'}"
+        return
+    admin_url = request.getfixturevalue("postgres_url")
+    yield from _fresh_postgres(admin_url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'complaints.sqlite3'}"
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    yield from _fresh_postgres(postgres_url)
+
+
+@dataclass
+class Deployment:
+    """A configuration file, its data directory and database, and the `complaints` command."""
+
+    root: Path
+    db_url: str
+    accounts: dict[str, tuple[ImapAccount, list[str]]]
+    processing: dict[str, object] = field(default_factory=dict)
+    _engine: sa.Engine | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "complaints.toml"
+
+    def write(self) -> Deployment:
+        lines = [f'[database]\nurl = "{self.db_url}"\n',
+                 f'[storage]\ndata_dir = "{self.root / "data"}"\n', "[processing]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in self.processing.items()]
+        for name, (account, addresses) in self.accounts.items():
+            lines += [f"\n[mailbox.{name}]", f'host = "{account.host}"', f"port = {account.port}",
+                      'tls = "none"', f'user = "{account.user}"',
+                      f'password_env = "{PASSWORD_ENV}"', f"addresses = {_toml(addresses)}"]
+        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self
+
+    def env(self, password: str) -> dict[str, str]:
+        return dict(os.environ, COMPLAINTS_CONFIG=str(self.config_path),
+                    **{PASSWORD_ENV: password})
+
+    def settings(self, password: str) -> Settings:
+        os.environ[PASSWORD_ENV] = password
+        return load_settings(self.config_path, environ=self.env(password))
+
+    def upgrade(self) -> None:
+        engine = open_database(self.db_url)
+        upgrade_schema(engine)
+        engine.dispose()
+
+    def command(self, args: Sequence[str], password: str, *, check: bool = True,
+                timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "processor", *args], env=self.env(password),
+                                text=True, capture_output=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"complaints {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def popen(self, args: Sequence[str], password: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "processor", *args],
+                                env=self.env(password), text=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def scalar(self, sql: str) -> object:
+        if self._engine is None:
+            self._engine = open_database(self.db_url)
+        with self._engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, db_url: str, imap_account: ImapAccount) -> Iterator[Deployment]:
+    """One Dovecot mailbox `complaints` receiving complaints@example.com, schema upgraded."""
+    dep = Deployment(tmp_path, db_url,
+                     {"complaints": (imap_account, ["complaints@example.com"])}).write()
+    dep.upgrade()
+    yield dep
+    dep.close()

@@ -1,0 +1,68 @@
+"""SIGKILL at many points of a 500-mail ingest, restart each time: none lost, none doubled."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.deployment import Deployment
+from tests.mailgen import make_mails
+from tests.servers import ImapAccount
+
+N = 500
+
+
+def _finish(dep: Deployment, account: ImapAccount) -> None:
+    """Restart until a poll completes, then check the invariant."""
+    dep.command(["poll", "--once"], account.password)
+    assert dep.scalar("SELECT count(*) FROM messages") == N
+    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages") == N
+    assert dep.scalar("SELECT count(*) FROM cases") == N
+    assert dep.scalar("SELECT count(DISTINCT reference) FROM cases") == N
+    assert dep.scalar("SELECT count(*) FROM quarantine") == 0
+    assert account.count("INBOX") == 0
+    assert account.count("Processed") == N
+
+
+@pytest.mark.parametrize("point", ["mid-batch:75", "before-commit:2", "after-commit:3",
+                                   "after-move:3"])
+def test_killed_at_a_failpoint_then_restarted(deployment: Deployment, imap_account: ImapAccount,
+                                              point: str) -> None:
+    deployment.processing["batch_size"] = 50
+    deployment.write()
+    imap_account.append("INBOX", make_mails(N))
+    # Kill the same way three times in a row (each run dies at its n-th hit), then finish.
+    for _ in range(3):
+        assert _run_with_failpoint(deployment, imap_account, point) == -signal.SIGKILL
+    _finish(deployment, imap_account)
+
+
+def _run_with_failpoint(dep: Deployment, account: ImapAccount, point: str) -> int:
+    env = dep.env(account.password)
+    env["COMPLAINTS_FAILPOINT"] = point
+    proc = subprocess.run([sys.executable, "-m", "processor", "poll", "--once"], env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return proc.returncode
+
+
+def test_killed_from_outside_at_several_moments(deployment: Deployment,
+                                                imap_account: ImapAccount) -> None:
+    """SIGKILL sent by another process whenever the store has grown past a threshold."""
+    deployment.processing["batch_size"] = 20
+    deployment.write()
+    imap_account.append("INBOX", make_mails(N))
+    for threshold in (30, 170, 330, 460):
+        proc = deployment.popen(["poll", "--once"], imap_account.password)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (deployment.scalar("SELECT count(*) FROM messages") or 0) >= threshold:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    _finish(deployment, imap_account)
