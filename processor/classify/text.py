@@ -27,12 +27,15 @@ def keyword_pattern(keyword: str) -> re.Pattern[str]:
 
     A keyword that starts or ends with a Latin letter or digit must sit at a word edge there
     ("app" does not match "happy"); a trailing `*` lets the word go on ("refund*" matches
-    "refunded"). Chinese keywords match anywhere. Spaces inside a keyword match any whitespace.
+    "refunded"). Chinese keywords match anywhere. A space inside a keyword matches spaces or
+    hyphens, a hyphen matches a hyphen, a space or nothing.
     """
     folded = fold(keyword).strip()
     prefix = folded.endswith("*")
     folded = folded.rstrip("*").strip()
-    body = r"\s+".join(re.escape(part) for part in folded.split(" "))
+    # "do not call" also finds "do-not-call", and "re-open" also finds "reopen".
+    words = (r"[-\s]?".join(re.escape(p) for p in word.split("-")) for word in folded.split(" "))
+    body = r"[-\s]+".join(words)
     word_char = f"[{_WORD_CHAR}]"
     start = f"(?<!{word_char})" if re.match(word_char, folded[:1]) else ""
     end = f"(?!{word_char})" if not prefix and re.match(word_char, folded[-1:]) else ""
