@@ -97,13 +97,14 @@ def decode_text(
     if data.isascii():
         return data.decode("ascii")
     codec = codec_for(declared)
-    if declared and codec is None:
-        defects.append(f"{where}: unknown charset {declared.strip()[:40]!r}")
+    label = (declared or "").strip()[:40]
+    if label and codec is None:
+        defects.append(f"{where}: unknown charset {label!r}")
     if codec is not None and codec not in _PERMISSIVE:
         try:
             return data.decode(codec)
         except UnicodeDecodeError:
-            defects.append(f"{where}: text is not valid {declared.strip()[:40]}")
+            defects.append(f"{where}: text is not valid {label}")
     # A mislabelled or unlabelled non-ASCII body is most often UTF-8: a cheap, certain check.
     try:
         text = data.decode("utf-8")
@@ -111,7 +112,7 @@ def decode_text(
         pass
     else:
         if codec is not None and codec not in ("utf-8", "ascii"):
-            defects.append(f"{where}: declared {declared.strip()[:40]} but content is utf-8")
+            defects.append(f"{where}: declared {label} but content is utf-8")
         return text
     if codec in _PERMISSIVE and codec != "ascii":
         return data.decode(codec)

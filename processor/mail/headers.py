@@ -20,6 +20,12 @@ _FIELD = re.compile(r"([!-9;-~]+)[ \t]*:")
 # lower-case or unknown charsets; an RFC 2231 language suffix (`utf-8*zh`) is dropped.
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+?)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\r\n]*?)\?=")
 _WSP_ONLY = re.compile(r"[ \t\r\n]*")
+# `Name <a@b>`, `"Name" <a@b>`, `<a@b>` or `a@b`; anything else goes to the stdlib parser.
+_ADDR_SPEC = r"[^<>\s\"(),;:@\[\]]+@[^<>\s\"(),;:@\[\]]+"
+_SIMPLE_ADDRESS = re.compile(
+    rf'\s*(?:"(?P<quoted>[^"\\]*)"|(?P<name>[^"\\<>,;:()@]*?))\s*<(?P<spec>{_ADDR_SPEC})>\s*'
+    rf"|\s*(?P<bare>{_ADDR_SPEC})\s*"
+)
 _COMMENT = re.compile(r"\([^()]*\)")
 _DATE_SPACES = re.compile(r"\s*:\s*")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
@@ -248,7 +254,9 @@ def parse_addresses(values: list[str], defects: list[str], hint: str | None = No
         return ()
     cleaned = [decode_8bit_header(v, hint, defects) if not v.isascii() else v for v in values]
     try:
-        pairs = getaddresses(cleaned)
+        pairs = _simple_addresses(cleaned)
+        if pairs is None:
+            pairs = getaddresses(cleaned)
     except Exception:  # noqa: BLE001 - the stdlib address parser has raised on odd input
         defects.append("header: unparseable address list")
         return ()
@@ -269,6 +277,18 @@ def parse_addresses(values: list[str], defects: list[str], hint: str | None = No
     return tuple(result)
 
 
+def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
+    """The common one-mailbox forms without the stdlib's general (and slow) address parser."""
+    pairs = []
+    for value in values:
+        match = _SIMPLE_ADDRESS.fullmatch(value)
+        if match is None:
+            return None
+        name = match.group("quoted") or match.group("name") or ""
+        pairs.append((name.strip(), match.group("spec") or match.group("bare")))
+    return pairs
+
+
 def parse_date(value: str | None, defects: list[str]) -> datetime | None:
     """A Date header as an aware UTC datetime; a missing zone is taken as UTC."""
     if not value:
@@ -280,8 +300,9 @@ def parse_date(value: str | None, defects: list[str]) -> datetime | None:
             parts = parsedate_tz(_DATE_SPACES.sub(":", _COMMENT.sub("", value)))
         if parts is None:
             raise ValueError
-        *fields, offset = parts
-        naive = datetime(*fields[:6])  # type: ignore[misc]
+        year, month, day, hour, minute, second = parts[:6]
+        offset = parts[9]
+        naive = datetime(year, month, day, hour, minute, second)
         zone = timezone(timedelta(seconds=offset)) if offset is not None else UTC
         return naive.replace(tzinfo=zone).astimezone(UTC)
     except (ValueError, OverflowError, TypeError, IndexError):

@@ -67,7 +67,7 @@ def _entity(raw: bytes, start: int, end: int, depth: int, default_type: str,
     fields, body_start = _headers(raw, start, end, limits, defects)
     content_type_value = next((v for k, v in fields if k == "content-type"), None)
     defaulted = content_type_value is None
-    content_type, params = default_type, {}
+    content_type, params = default_type, dict[str, str]()
     if content_type_value is not None:
         main, params = parse_params(content_type_value, defects)
         if re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", main):

@@ -94,6 +94,12 @@ class ParsedMessage:
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
 
+    @property
+    def usable(self) -> bool:
+        """Did parsing yield anything to work with? The poller quarantines a mail only if not."""
+        return bool(self.from_ or self.subject or self.text.strip() or self.attachments
+                    or self.forwarded)
+
     def all_attachments(self) -> tuple[Attachment, ...]:
         """This mail's attachments followed by those of the mails forwarded inside it."""
         found = list(self.attachments)

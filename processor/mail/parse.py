@@ -19,7 +19,7 @@ from processor.mail.headers import (
 from processor.mail.language import detect_language
 from processor.mail.limits import ParseLimits
 from processor.mail.mime import Part, parse_structure
-from processor.mail.model import ParsedMessage
+from processor.mail.model import Address, ParsedMessage
 from processor.mail.quoting import extract_new_text
 from processor.mail.subject import normalize_subject
 
@@ -28,6 +28,7 @@ __all__ = ["ParseLimits", "parse_message"]
 _DEFAULT_LIMITS = ParseLimits()
 _NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 _NO_BODY = Body("", None, (), ())
+_NO_MESSAGES: tuple[ParsedMessage, ...] = ()
 T = TypeVar("T")
 
 
@@ -52,12 +53,13 @@ def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
     headers = _guard(defects, "headers", lambda: _decoded_headers(root.fields, defects, hint),
                      _NO_HEADERS)
     subject = fold_whitespace(headers["subject"][0]) if "subject" in headers else ""
+    no_addresses: tuple[Address, ...] = ()
     from_ = _guard(defects, "from", lambda: parse_addresses(grouped.get("from", [])[:1],
-                                                            defects, hint), ())
+                                                            defects, hint), no_addresses)
     # Each stage is guarded on its own so a failure in one still leaves the others' results.
     body = _guard(defects, "body", lambda: collect_body(raw, root, limits, defects), _NO_BODY)
     forwarded = _guard(defects, "forwarded messages", lambda: tuple(
-        _enclosed(inner, limits, defects) for inner in body.enclosed), ())
+        _enclosed(inner, limits, defects) for inner in body.enclosed), _NO_MESSAGES)
     text = body.text
     new_text = _guard(defects, "quoting", lambda: extract_new_text(text), text) if text else ""
     if not text.strip() and forwarded:
