@@ -88,14 +88,14 @@ def read_rules(directories: Sequence[Path], known_templates: Collection[str] | N
         problems.append(RuleProblem(str(directories[-1]) if directories else "rules", 0,
                                     f"no {CATEGORIES_FILE}: the categories must be defined"))
         return None, problems
-    categories, defaults = _read_categories(categories_path, problems)
+    categories, declared, defaults = _read_categories(categories_path, problems)
     rules: list[Rule] = []
     sources: dict[str, Source] = {}
     for path in files.values():
         rules.extend(_read_rule_file(path, sources, problems))
     rules.sort(key=lambda r: (r.order, Path(r.file).name, r.line))
     templates = None if known_templates is None else set(known_templates) | {DEFAULT_TEMPLATE}
-    _check_references(rules, sources, categories, defaults, templates, categories_path, problems)
+    _check_references(rules, sources, declared, defaults, templates, categories_path, problems)
     _check_reachable(rules, sources, problems)
     problems.sort(key=lambda p: (p.file, p.line))
     ruleset = RuleSet(
@@ -111,11 +111,12 @@ def read_rules(directories: Sequence[Path], known_templates: Collection[str] | N
 # --- categories.toml -------------------------------------------------------------------------
 
 def _read_categories(path: Path, problems: list[RuleProblem]
-                     ) -> tuple[dict[str, Category], dict[str, str]]:
+                     ) -> tuple[dict[str, Category], list[str], dict[str, str]]:
+    """The valid categories, the names of all declared ones, and the file's defaults."""
     source, data, problem = Source.read(path)
     if data is None:
         problems.append(problem)  # type: ignore[arg-type]
-        return {}, {}
+        return {}, [], {}
     whole = source.whole()
     for key in data:
         if key not in CATEGORIES_KEYS:
@@ -126,7 +127,7 @@ def _read_categories(path: Path, problems: list[RuleProblem]
     tables = data.get("category", {})
     if not isinstance(tables, dict) or not tables:
         problems.append(whole.problem("expected [category.<name>] tables", "category"))
-        return {}, defaults
+        return {}, [], defaults
     categories = {}
     for name, table in tables.items():
         span = source.section_span("category", name)
@@ -140,7 +141,7 @@ def _read_categories(path: Path, problems: list[RuleProblem]
     elif default not in tables:
         problems.append(whole.problem(f"default_category '{default}' is not a defined category",
                                       "default_category"))
-    return categories, defaults
+    return categories, list(tables), defaults
 
 
 def _category(name: str, table: Any, span: Span, problems: list[RuleProblem]) -> Category | None:
@@ -268,11 +269,11 @@ def _combinator(key: str, value: Any, span: Span, where: str,
 def _leaf(raw: dict[str, Any], span: Span, where: str,
           problems: list[RuleProblem]) -> Condition | None:
     before = len(problems)
-    for key in raw:
-        if key != "field" and key not in OPERATORS:
-            problems.append(span.problem(
-                f"{where}: unknown key '{key}'; a condition has 'field' and one of "
-                f"{', '.join(OPERATORS)}, or is one of {', '.join(COMBINATORS)}", key))
+    unknown = [key for key in raw if key != "field" and key not in OPERATORS]
+    for key in unknown:
+        problems.append(span.problem(
+            f"{where}: unknown key '{key}'; a condition has 'field' and one of "
+            f"{', '.join(OPERATORS)}, or is one of {', '.join(COMBINATORS)}", key))
     fields = raw.get("field")
     fields = [fields] if isinstance(fields, str) else fields
     if not _strings(fields) or not fields:
@@ -285,12 +286,12 @@ def _leaf(raw: dict[str, Any], span: Span, where: str,
                 f"{where}: unknown field '{name}'; known: {', '.join(FIELDS)}, header:<name>",
                 "field", name))
     operators = [key for key in raw if key in OPERATORS]
-    if len(operators) != 1:
+    if len(operators) != 1 and not unknown:  # a misspelt operator is already reported
         problems.append(span.problem(
             f"{where}: give exactly one of {', '.join(OPERATORS)} (found {len(operators)})",
             operators[1] if len(operators) > 1 else "field"))
         return None
-    if len(problems) > before:
+    if len(problems) > before or len(operators) != 1:
         return None
     return _operator(operators[0], raw[operators[0]], tuple(fields), span, where, problems)
 
@@ -355,7 +356,7 @@ def _actions(raw: Any, span: Span, label: str, problems: list[RuleProblem]) -> A
 # --- checks across files ---------------------------------------------------------------------
 
 def _check_references(rules: list[Rule], sources: Mapping[str, Source],
-                      categories: Mapping[str, Category],
+                      declared: Collection[str],
                       defaults: Mapping[str, str], templates: set[str] | None,
                       categories_path: Path, problems: list[RuleProblem]) -> None:
     seen: dict[str, Rule] = {}
@@ -367,10 +368,11 @@ def _check_references(rules: list[Rule], sources: Mapping[str, Source],
                 f"rule name '{rule.name}' is already used at {first.file}:{first.line}", "name"))
         seen.setdefault(rule.name, rule)
         category = rule.then.category
-        if category is not None and categories and category not in categories:
+        # Declared but invalid categories are reported in categories.toml, not again here.
+        if category is not None and declared and category not in declared:
             problems.append(span.problem(
                 f"rule '{rule.name}': unknown category '{category}'; defined in "
-                f"{CATEGORIES_FILE}: {', '.join(categories)}", "category", category))
+                f"{CATEGORIES_FILE}: {', '.join(declared)}", "category", category))
         template = rule.then.template
         if template is not None and templates is not None and template not in templates:
             problems.append(span.problem(

@@ -28,15 +28,16 @@ class Span:
     def line_of(self, key: str, value: str | None = None) -> int:
         """The first line in the span holding `value` (quoted), else `key`, else the span start."""
         lines = self.source.lines[self.first - 1:self.last]
-        if value is not None:
-            quoted = (f'"{value}"', f"'{value}'", f'"{value.replace(chr(92), chr(92) * 2)}"')
-            for offset, text in enumerate(lines):
-                if any(q in text for q in quoted):
-                    return self.first + offset
         key_re = re.compile(rf"(?<![\w-]){re.escape(key)}\s*[=.\]]")
-        for offset, text in enumerate(lines):
-            if key_re.search(text.split("#", 1)[0]):
-                return self.first + offset
+        quoted = () if value is None else (
+            f'"{value}"', f"'{value}'", f'"{value.replace(chr(92), chr(92) * 2)}"')
+        has_key = [bool(key_re.search(text.split("#", 1)[0])) for text in lines]
+        has_value = [any(q in text for q in quoted) for text in lines]
+        # Best the line with both (category = "x"), then the value alone (inside a list spanning
+        # lines), then the key alone.
+        for wanted in (list(map(all, zip(has_key, has_value, strict=True))), has_value, has_key):
+            if any(wanted):
+                return self.first + wanted.index(True)
         return self.first
 
     def problem(self, message: str, key: str | None = None,
