@@ -48,6 +48,8 @@ _ALIASES = {
 # A CJK character wedged inside a Latin word ("Forma玢o") is Latin-1 read as GBK or Big5.
 _LATIN_IN_DISGUISE = re.compile(r"[A-Za-z][\u3400-\u9fff\uac00-\ud7af\ue000-\uf8ff][A-Za-z]")
 
+# Charsets written in 7-bit bytes that are not ASCII text.
+_SEVEN_BIT = ("iso2022", "utf-7", "hz")
 _HIGH_BYTES = bytes(range(128, 256))
 _DETECT_MIN_BYTES = 24
 
@@ -94,9 +96,9 @@ def decode_text(
     where: str = "body",
 ) -> str:
     """Decode text bytes: the declared charset, else detection, else replacement characters."""
-    if data.isascii():
-        return data.decode("ascii")
     codec = codec_for(declared)
+    if data.isascii() and (codec is None or not codec.startswith(_SEVEN_BIT)):
+        return data.decode("ascii")
     label = (declared or "").strip()[:40]
     if label and codec is None:
         defects.append(f"{where}: unknown charset {label!r}")

@@ -20,7 +20,7 @@ def detect_language(subject: str, text: str) -> str:
     han = len(_HAN.findall(sample))
     hangul = len(_HANGUL.findall(sample))
     latin_words = len(re.findall(r"[A-Za-z\u00c0-\u024f]{2,}", sample))
-    if kana >= 3 and kana * 5 >= han:
+    if kana >= 2 and kana * 5 >= han:
         return "ja"
     if hangul >= 3 and hangul * 2 >= latin_words:
         return "ko"

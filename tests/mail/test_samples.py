@@ -159,3 +159,20 @@ def test_forwarded_message_is_parsed_and_reachable() -> None:
     assert inner.from_ is not None and inner.from_.name == "张三"
     assert [a.filename for a in message.all_attachments()] == ["complaint.eml", "photo.jpg"]
     assert message.as_json()["forwarded"][0]["subject"] == "投诉"
+
+
+def test_iso_2022_jp_and_lower_case_q_words() -> None:
+    body = "苦情です。".encode("iso-2022-jp")
+    raw = (b"From: =?iso-2022-jp?B?GyRCOzNFRBsoQg==?= <yamada@example.jp>\r\n"
+           b"Subject: =?utf-8?q?caf=C3=A9_?= =?utf-8?q?ok?=\r\n"
+           b"Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n" + body)
+    message = parse_message(raw)
+    assert message.from_ is not None and message.from_.name == "山田"
+    assert message.subject == "café ok"
+    assert message.text == "苦情です。"
+    assert message.language == "ja"
+
+
+def test_usable_tells_an_empty_result_from_a_real_mail() -> None:
+    assert parsed("gmail-en.eml").usable
+    assert not parse_message(b"\r\n\r\n").usable
