@@ -85,11 +85,13 @@ _PHONE = re.compile(
     r"|(?<![\d-])(?:0\d{2,3}[-\s]?\d{7,8}|[48]00[-\s]?\d{3}[-\s]?\d{4})(?![\d-])"
     r"|\+\d{1,3}[\s-]?(?:\(\d{1,4}\)[\s-]?)?\d{2,4}(?:[\s-]?\d{2,4}){2,3}(?!\d)"
     r"|\(\d{3}\)\s?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b")
+# An identifier has a digit somewhere ("contract terms" names no contract).
+_IDENTIFIER = r"((?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,})"
 _ORDER = re.compile(
     r"(?:订单|工单|合同|投诉单|投诉|账单|发票|案件|流水|单)\s*(?:号码|编号|号)\s*(?:为|是)?\s*[:#]?\s*"
-    r"([A-Z0-9][A-Z0-9-]{3,})"
-    r"|\b(?:order|ticket|contract|case|invoice|reference|ref|complaint|account)\s*"
-    r"(?:number|no\.?|num|id|#)?\s*(?:is\s+)?[:#]?\s*([A-Z0-9][A-Z0-9-]{3,})", _I)
+    + _IDENTIFIER +
+    r"|\b(?:order|ticket|contract|case|invoice|reference|ref|complaint|account)[ \t]*"
+    r"(?:number|no\.?|num|id|#)?[ \t]*(?:is[ \t]+)?[:#]?[ \t]*" + _IDENTIFIER, _I)
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=\.)\s+")
 
@@ -111,14 +113,9 @@ def _matches(pattern: re.Pattern[str]) -> Callable[[str, tuple[str, ...]], Itera
     return lambda text, _: (" ".join(m.group(0).split()) for m in pattern.finditer(text))
 
 
-def _groups(pattern: re.Pattern[str], need_digit: bool = False
-            ) -> Callable[[str, tuple[str, ...]], Iterable[str]]:
-    def find(text: str, _: tuple[str, ...]) -> Iterable[str]:
-        for match in pattern.finditer(text):
-            value = next(g for g in match.groups() if g) if match.groups() else match.group(0)
-            if not need_digit or any(ch.isdigit() for ch in value):
-                yield value
-    return find
+def _groups(pattern: re.Pattern[str]) -> Callable[[str, tuple[str, ...]], Iterable[str]]:
+    """The first group that took part in each match: the identifier without its label."""
+    return lambda text, _: (next(g for g in m.groups() if g) for m in pattern.finditer(text))
 
 
 def _sentences_with(pattern: re.Pattern[str]) -> Callable[[str, tuple[str, ...]], Iterable[str]]:
@@ -143,7 +140,7 @@ EXTRACTORS: Mapping[str, Callable[[str, tuple[str, ...]], Iterable[str]]] = Mapp
     "impact": _sentences_with(_IMPACT),
     "agent_ids": _groups(_AGENT_ID),
     "phone_numbers": _matches(_PHONE),
-    "order_numbers": _groups(_ORDER, need_digit=True),
+    "order_numbers": _groups(_ORDER),
     "expected_resolution": _sentences_with(_RESOLUTION),
     "what_was_said": _what_was_said,
 })

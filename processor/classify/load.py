@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -89,13 +90,15 @@ def read_rules(directories: Sequence[Path], known_templates: Collection[str] | N
                                     f"no {CATEGORIES_FILE}: the categories must be defined"))
         return None, problems
     categories, declared, defaults = _read_categories(categories_path, problems)
+    templates = None if known_templates is None else set(known_templates) | {DEFAULT_TEMPLATE}
+    known = _Known(tuple(declared), None if templates is None else frozenset(templates))
     rules: list[Rule] = []
     sources: dict[str, Source] = {}
     for path in files.values():
-        rules.extend(_read_rule_file(path, sources, problems))
+        rules.extend(_read_rule_file(path, known, sources, problems))
     rules.sort(key=lambda r: (r.order, Path(r.file).name, r.line))
-    templates = None if known_templates is None else set(known_templates) | {DEFAULT_TEMPLATE}
-    _check_references(rules, sources, declared, defaults, templates, categories_path, problems)
+    _check_names(rules, sources, problems)
+    _check_default_template(defaults, templates, categories_path, problems)
     _check_reachable(rules, sources, problems)
     problems.sort(key=lambda p: (p.file, p.line))
     ruleset = RuleSet(
@@ -181,7 +184,15 @@ def _category(name: str, table: Any, span: Span, problems: list[RuleProblem]) ->
 
 # --- rule files ------------------------------------------------------------------------------
 
-def _read_rule_file(path: Path, sources: dict[str, Source],
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What a rule may refer to: declared categories, and templates (None: not checked)."""
+
+    categories: tuple[str, ...]
+    templates: frozenset[str] | None
+
+
+def _read_rule_file(path: Path, known: _Known, sources: dict[str, Source],
                     problems: list[RuleProblem]) -> list[Rule]:
     source, data, problem = Source.read(path)
     sources[source.name] = source
@@ -202,13 +213,14 @@ def _read_rule_file(path: Path, sources: dict[str, Source],
         spans = [whole] * len(tables)
     rules = []
     for table, span in zip(tables, spans, strict=True):
-        rule = _rule(table, span, problems)
+        rule = _rule(table, span, known, problems)
         if rule is not None:
             rules.append(rule)
     return rules
 
 
-def _rule(table: dict[str, Any], span: Span, problems: list[RuleProblem]) -> Rule | None:
+def _rule(table: dict[str, Any], span: Span, known: _Known,
+          problems: list[RuleProblem]) -> Rule | None:
     before = len(problems)
     name = table.get("name")
     label = f"rule '{name}'" if isinstance(name, str) else "rule"
@@ -227,7 +239,7 @@ def _rule(table: dict[str, Any], span: Span, problems: list[RuleProblem]) -> Rul
     if not isinstance(description, str):
         problems.append(span.problem(f"{label}: description must be text", "description"))
     when = _condition(table.get("when", {}), span, f"{label} when", problems)
-    then = _actions(table.get("then"), span, label, problems)
+    then = _actions(table.get("then"), span, label, known, problems)
     if len(problems) > before or when is None or then is None:
         return None
     return Rule(name, order, span.source.name, span.first, when, then, description)
@@ -321,7 +333,8 @@ def _operator(op: str, value: Any, fields: tuple[str, ...], span: Span, where: s
     return c.Regex(fields, value, compiled)
 
 
-def _actions(raw: Any, span: Span, label: str, problems: list[RuleProblem]) -> Actions | None:
+def _actions(raw: Any, span: Span, label: str, known: _Known,
+             problems: list[RuleProblem]) -> Actions | None:
     if not isinstance(raw, dict) or not raw:
         problems.append(span.problem(f"{label} does nothing: add a 'then' table with at least "
                                      "one action", "then"))
@@ -347,6 +360,17 @@ def _actions(raw: Any, span: Span, label: str, problems: list[RuleProblem]) -> A
     for key in ("ignore", "stop"):
         if key in raw and not isinstance(raw[key], bool):
             problems.append(span.problem(f"{label}: {key} must be true or false", key))
+    category, template = raw.get("category"), raw.get("template")
+    # Declared but invalid categories are reported in categories.toml, not again here.
+    if isinstance(category, str) and known.categories and category not in known.categories:
+        problems.append(span.problem(
+            f"{label}: unknown category '{category}'; defined in {CATEGORIES_FILE}: "
+            f"{', '.join(known.categories)}", "category", category))
+    if isinstance(template, str) and known.templates is not None \
+            and template not in known.templates:
+        problems.append(span.problem(
+            f"{label}: unknown template '{template}'; known: "
+            f"{', '.join(sorted(known.templates))}", "template", template))
     if len(problems) > before:
         return None
     known = {k: v for k, v in raw.items() if k != "tags"}
@@ -355,29 +379,19 @@ def _actions(raw: Any, span: Span, label: str, problems: list[RuleProblem]) -> A
 
 # --- checks across files ---------------------------------------------------------------------
 
-def _check_references(rules: list[Rule], sources: Mapping[str, Source],
-                      declared: Collection[str],
-                      defaults: Mapping[str, str], templates: set[str] | None,
-                      categories_path: Path, problems: list[RuleProblem]) -> None:
+def _check_names(rules: list[Rule], sources: Mapping[str, Source],
+                 problems: list[RuleProblem]) -> None:
     seen: dict[str, Rule] = {}
     for rule in rules:
-        span = _span_of(rule, sources)
         if rule.name in seen:
             first = seen[rule.name]
-            problems.append(span.problem(
+            problems.append(_span_of(rule, sources).problem(
                 f"rule name '{rule.name}' is already used at {first.file}:{first.line}", "name"))
         seen.setdefault(rule.name, rule)
-        category = rule.then.category
-        # Declared but invalid categories are reported in categories.toml, not again here.
-        if category is not None and declared and category not in declared:
-            problems.append(span.problem(
-                f"rule '{rule.name}': unknown category '{category}'; defined in "
-                f"{CATEGORIES_FILE}: {', '.join(declared)}", "category", category))
-        template = rule.then.template
-        if template is not None and templates is not None and template not in templates:
-            problems.append(span.problem(
-                f"rule '{rule.name}': unknown template '{template}'; known: "
-                f"{', '.join(sorted(templates))}", "template", template))
+
+
+def _check_default_template(defaults: Mapping[str, str], templates: set[str] | None,
+                            categories_path: Path, problems: list[RuleProblem]) -> None:
     default_template = defaults.get("default_template")
     if default_template and templates is not None and default_template not in templates:
         whole = Source.read(categories_path)[0].whole()
