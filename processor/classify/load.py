@@ -179,7 +179,9 @@ def _category(name: str, table: Any, span: Span, problems: list[RuleProblem]) ->
             f"category.{name}.needs must list details among {', '.join(NEEDS)}", "needs"))
     if len(problems) > before:
         return None
-    return Category(name, MappingProxyType(dict(labels)), priority, sla, tuple(needs))
+    # Validated above, so the raw values have the right types here.
+    return Category(name, MappingProxyType(dict(table["label"])), table["priority"],
+                    table["sla_hours"], tuple(needs))
 
 
 # --- rule files ------------------------------------------------------------------------------
@@ -242,7 +244,8 @@ def _rule(table: dict[str, Any], span: Span, known: _Known,
     then = _actions(table.get("then"), span, label, known, problems)
     if len(problems) > before or when is None or then is None:
         return None
-    return Rule(name, order, span.source.name, span.first, when, then, description)
+    return Rule(table["name"], table["order"], span.source.name, span.first, when, then,
+                description)
 
 
 def _condition(raw: Any, span: Span, where: str, problems: list[RuleProblem]) -> Condition | None:
@@ -266,16 +269,16 @@ def _condition(raw: Any, span: Span, where: str, problems: list[RuleProblem]) ->
 def _combinator(key: str, value: Any, span: Span, where: str,
                 problems: list[RuleProblem]) -> Condition | None:
     if key == "not":
-        inner = _condition(value, span, f"{where} not", problems)
-        return None if inner is None else c.Not(inner)
+        negated = _condition(value, span, f"{where} not", problems)
+        return None if negated is None else c.Not(negated)
     if not isinstance(value, list):
         problems.append(span.problem(f"{where}: '{key}' must be a list of conditions", key))
         return None
-    inner = [_condition(v, span, f"{where} {key}[{i}]", problems) for i, v in enumerate(value)]
-    if any(i is None for i in inner):
+    parts = [_condition(v, span, f"{where} {key}[{i}]", problems) for i, v in enumerate(value)]
+    valid = tuple(p for p in parts if p is not None)
+    if len(valid) < len(parts):
         return None
-    kind = c.All if key == "all" else c.Any
-    return kind(tuple(inner))  # type: ignore[arg-type]
+    return c.All(valid) if key == "all" else c.Any(valid)
 
 
 def _leaf(raw: dict[str, Any], span: Span, where: str,
@@ -373,8 +376,8 @@ def _actions(raw: Any, span: Span, label: str, known: _Known,
             f"{', '.join(sorted(known.templates))}", "template", template))
     if len(problems) > before:
         return None
-    known = {k: v for k, v in raw.items() if k != "tags"}
-    return Actions(tags=tuple(tags), **known)
+    single = {k: v for k, v in raw.items() if k != "tags"}
+    return Actions(tags=tuple(tags), **single)
 
 
 # --- checks across files ---------------------------------------------------------------------

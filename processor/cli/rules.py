@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -76,7 +77,7 @@ def check_command(ctx: click.Context) -> None:
 @click.option("--received-by", metavar="ADDRESS",
               help="The monitored address that received the mail (default: its To and Cc).")
 @click.pass_context
-def test_command(ctx: click.Context, file: click.utils.LazyFile, as_json: bool,
+def test_command(ctx: click.Context, file: BinaryIO, as_json: bool,
                  received_by: str | None) -> None:
     """Show which rules match FILE (an .eml, or - for standard input) and why, then the result.
 
