@@ -44,7 +44,7 @@ _TIME = re.compile(
 # --- how often --------------------------------------------------------------------------------
 _FREQUENCY = re.compile(
     r"每天|每日|天天|每次|每周|每个月|经常|频繁|屡次|多次|反复|总是|老是|三番五次|不止一次|好几次"
-    r"|[0-9两三四五六七八九十几]+\s*次"
+    r"|第?[0-9一二两三四五六七八九十几]+\s*次"
     r"|\bevery\s+(?:single\s+)?(?:day|time|call|week|morning|afternoon|hour)\b|\bdaily\b"
     r"|\b(?:several|many|multiple|numerous|countless|\d+|two|three|four|five|ten)\s+times\b"
     r"|\btwice\b|\bagain and again\b|\bover and over\b|\brepeatedly\b|\bconstantly\b"
