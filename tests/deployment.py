@@ -103,6 +103,12 @@ class Deployment:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
+    def command_bytes(self, args: Sequence[str], password: str) -> bytes:
+        """Standard output as bytes, for commands that print a raw mail."""
+        return subprocess.run([sys.executable, "-m", "processor", *args], env=self.env(password),
+                              capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+                              check=True).stdout
+
     def popen(self, args: Sequence[str], password: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "processor", *args],
                                 env=self.env(password), text=True, stdin=subprocess.DEVNULL,

@@ -1,0 +1,112 @@
+"""How ingest treats the mailbox: two monitored addresses, \\Seen and flags, UIDVALIDITY,
+oversized and broken mail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.deployment import Deployment
+from tests.mailgen import make_mail, make_mails
+from tests.servers import DovecotServer, ImapAccount
+
+TO_AND_CC_OURS = (b"From: Li Wei <liwei@qq.com>\r\nTo: complaints@example.com\r\n"
+                  b"Cc: service@brand2.example\r\nSubject: both of you\r\n"
+                  b"Message-ID: <both-1@qq.com>\r\nDate: Mon, 02 Nov 2026 10:00:00 +0800\r\n"
+                  b"\r\nSame complaint to both addresses.\r\n")
+
+
+def test_same_mail_in_two_monitored_mailboxes_is_one_message_on_one_case(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer) -> None:
+    first, second = dovecot.account(), dovecot.account()
+    dep = Deployment(tmp_path, sqlite_url, {
+        "complaints": (first, ["complaints@example.com"]),
+        "brand2": (second, ["service@brand2.example"]),
+    }).write()
+    dep.upgrade()
+    # Each server copy gets its own trace header, as a real MTA would add.
+    first.append("INBOX", [b"Delivered-To: complaints@example.com\r\n" + TO_AND_CC_OURS])
+    second.append("INBOX", [b"Delivered-To: service@brand2.example\r\n" + TO_AND_CC_OURS])
+    result = dep.command(["poll", "--once"], first.password)
+    assert "complaints: fetched 1, stored 1" in result.stdout
+    assert "brand2: fetched 1, stored 0, duplicates 1" in result.stdout
+    assert dep.scalar("SELECT count(*) FROM messages") == 1
+    assert dep.scalar("SELECT count(*) FROM cases") == 1
+    assert json.loads(str(dep.scalar("SELECT received_by FROM messages"))) == [
+        "complaints@example.com", "service@brand2.example"]
+    assert dep.scalar("SELECT count(*) FROM message_copies") == 2
+    assert first.count("INBOX") == second.count("INBOX") == 0
+    dep.close()
+
+
+def test_seen_and_flags_set_by_people_change_nothing(deployment: Deployment,
+                                                     imap_account: ImapAccount) -> None:
+    deployment.processing["after_processing"] = "flag"
+    deployment.write()
+    imap_account.append("INBOX", make_mails(2, seed=3), flags=[b"\\Seen"])
+    imap_account.append("INBOX", [make_mail(5, seed=3)], flags=[b"\\Flagged"])
+    imap_account.append("INBOX", [make_mail(6, seed=3)])
+    deployment.command(["poll", "--once"], imap_account.password)
+    assert deployment.scalar("SELECT count(*) FROM messages") == 4
+    with imap_account.connect() as client:
+        client.select_folder("INBOX", readonly=True)
+        flags = client.get_flags(client.search("ALL"))
+    assert len(flags) == 4  # flag mode: the mails stay where they are
+    assert all(b"$Processed" in f for f in flags.values())
+    unseen = [uid for uid, f in flags.items() if b"\\Seen" not in f]
+    assert len(unseen) == 2  # fetched with BODY.PEEK[]: nobody's unread mail became read
+    again = deployment.command(["poll", "--once"], imap_account.password)
+    assert "fetched 0" in again.stdout
+
+
+def test_uidvalidity_change_rescans_without_doubling(deployment: Deployment,
+                                                     imap_account: ImapAccount) -> None:
+    folder = "Complaints"
+    deployment.processing["after_processing"] = "flag"
+    deployment.write()
+    text = deployment.config_path.read_text()
+    deployment.config_path.write_text(text + f'folder = "{folder}"\n')
+    mails = make_mails(5, seed=5)
+    imap_account.append(folder, mails)
+    deployment.command(["poll", "--once"], imap_account.password)
+    assert deployment.scalar("SELECT count(*) FROM messages") == 5
+    old_validity = deployment.scalar("SELECT uidvalidity FROM mailbox_states")
+    with imap_account.connect() as client:  # the folder is recreated: a new UIDVALIDITY
+        client.delete_folder(folder)
+    imap_account.append(folder, [*mails, make_mail(99, seed=5)])
+    result = deployment.command(["poll", "--once"], imap_account.password)
+    assert deployment.scalar("SELECT uidvalidity FROM mailbox_states") != old_validity
+    assert "fetched 6, stored 1, duplicates 5" in result.stdout
+    assert deployment.scalar("SELECT count(*) FROM messages") == 6
+    assert deployment.scalar("SELECT count(*) FROM cases") == 6
+
+
+def test_oversized_and_unusable_mail_is_quarantined_and_the_poll_goes_on(
+        deployment: Deployment, imap_account: ImapAccount) -> None:
+    deployment.processing["max_message_bytes"] = 20_000
+    deployment.write()
+    big = (b"From: a@example.org\r\nTo: complaints@example.com\r\nSubject: big\r\n\r\n"
+           + b"x" * 30_000 + b"\r\n")
+    no_sender = b"Subject: who am I\r\nTo: complaints@example.com\r\n\r\nno From header\r\n"
+    imap_account.append("INBOX", [make_mail(1), big, no_sender, make_mail(2)])
+    result = deployment.command(["poll", "--once"], imap_account.password)
+    assert "stored 2" in result.stdout and "quarantined 2" in result.stdout
+    assert imap_account.count("Quarantine") == 2
+    assert imap_account.count("Processed") == 2
+    assert imap_account.count("INBOX") == 0
+    listing = deployment.command(["quarantine", "list"], imap_account.password).stdout
+    assert "size-limit" in listing and "no sender address" in listing
+    # The raw bytes are kept exactly: `show --raw` gives back what the server held.
+    raw_back = [deployment.command_bytes(["quarantine", "show", str(i), "--raw"],
+                                         imap_account.password) for i in (1, 2)]
+    assert sorted(raw_back) == sorted([big, no_sender])
+    shown = [deployment.command(["quarantine", "show", str(i)], imap_account.password).stdout
+             for i in (1, 2)]
+    assert sorted("over the limit" in text for text in shown) == [False, True]
+    sender_less = 1 if "no sender" in shown[0] else 2
+    status = deployment.command(["status"], imap_account.password).stdout
+    assert "quarantine   2 held" in status and "quarantined 2" in status
+    # Retrying the sender-less mail still fails: it stays held and the command says so.
+    retry = deployment.command(["quarantine", "retry", str(sender_less)], imap_account.password,
+                               check=False)
+    assert retry.returncode == 1 and "still failing" in retry.stdout

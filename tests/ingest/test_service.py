@@ -1,0 +1,69 @@
+"""`complaints run`: IDLE wake-up, SIGTERM, and reconnection after Dovecot restarts mid-batch."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+from tests.deployment import Deployment
+from tests.mailgen import make_mails
+from tests.servers import DovecotServer, ImapAccount
+
+
+def wait_until(condition, timeout: float = 120.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    """Wait for a state change we can only observe by asking (the database, the server)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(deployment: Deployment,
+                                                             imap_account: ImapAccount) -> None:
+    proc = deployment.popen(["run"], imap_account.password)
+    try:
+        wait_until(lambda: deployment.scalar("SELECT count(*) FROM poll_runs") or 0,
+                   what="the first poll")
+        imap_account.append("INBOX", make_mails(1))
+        wait_until(lambda: deployment.scalar("SELECT count(*) FROM cases") == 1, timeout=30,
+                   what="the case from the new mail")
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    assert "stopped cleanly" in stderr
+    assert imap_account.count("Processed") == 1
+
+
+def test_dovecot_restart_mid_batch_loses_and_doubles_nothing(
+        deployment: Deployment, imap_account: ImapAccount, dovecot: DovecotServer) -> None:
+    n = 500
+    deployment.processing["batch_size"] = 10
+    deployment.write()
+    imap_account.append("INBOX", make_mails(n))
+    proc = deployment.popen(["run"], imap_account.password)
+    try:
+        wait_until(lambda: (deployment.scalar("SELECT count(*) FROM messages") or 0) >= 60,
+                   what="ingest to be under way")
+        dovecot.restart()
+        wait_until(lambda: deployment.scalar("SELECT count(*) FROM messages") == n
+                   and imap_account.count("INBOX") == 0, timeout=180, what="the backlog")
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    assert deployment.scalar("SELECT count(DISTINCT dedup_key) FROM messages") == n
+    assert deployment.scalar("SELECT count(*) FROM cases") == n
+    assert imap_account.count("Processed") == n
+    outages = stderr.count("retrying with backoff")
+    restored = stderr.count("connection restored")
+    # The restart may land between two polls (nothing to report) or during one; each outage
+    # is logged once, and each logged outage ends with one "restored" line.
+    assert outages == restored == 1, stderr
