@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOVECOT_SCRIPT = REPO_ROOT / "scripts" / "dovecot-test-server"
 LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT = 30.0
-APPEND_BATCH = 100  # messages per MULTIAPPEND command: big enough to be fast, small enough to stream
+APPEND_BATCH = 100  # mails per MULTIAPPEND: few round trips, yet no huge single command
 
 
 def free_port() -> int:
@@ -490,7 +490,8 @@ def _ensure_database(url: str) -> None:
 def _start_local_postgres() -> None:
     if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
         return
-    for version in sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []:
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    for version in versions:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
                        capture_output=True, timeout=120)
 

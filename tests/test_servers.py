@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import pytest
 
-from tests.servers import DovecotServer, ImapAccount, PymapServer, SmtpSink
+from tests.servers import REPO_ROOT, DovecotServer, ImapAccount, PymapServer, SmtpSink
 
 
 def make_mail(n: int, subject: str = "Complaint") -> bytes:
@@ -207,3 +208,53 @@ def test_postgres_url_connects(postgres_url: str) -> None:
             assert connection.execute(sqlalchemy.text("select 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+# -- the demo's servers (product code) -------------------------------------------------------
+
+
+def test_demo_servers_load_examples_and_sink_mail(tmp_path: Path) -> None:
+    from imapclient import IMAPClient
+
+    from processor.demo_servers import demo_servers, load_examples
+
+    examples = sorted((REPO_ROOT / "examples").glob("*.eml"))
+    assert len(examples) >= 5
+    with demo_servers(tmp_path) as servers:
+        assert load_examples(servers, "INBOX", examples) == len(examples)
+        account = ImapAccount(servers.imap_host, servers.imap_port, servers.imap_user,
+                              servers.imap_password)
+        assert account.fetch_all("INBOX") == [path.read_bytes() for path in examples]
+        load_examples(servers, "Samples", examples[:1])
+        assert account.count("Samples") == 1
+
+        message = EmailMessage()
+        message["From"] = "complaints@example.com"
+        message["To"] = "customer@example.net"
+        message["Subject"] = "Your complaint C-000001"
+        message.set_content("Received.")
+        asyncio.run(aiosmtplib.send(message, hostname=servers.smtp_host,
+                                    port=servers.smtp_port, timeout=10))
+        (sent,) = servers.received
+        assert sent.rcpt_tos == ("customer@example.net",)
+        assert sent.path == tmp_path / "outbox-sink" / "001.eml"
+        assert sent.path.read_bytes() == sent.content
+        imap_port = servers.imap_port
+    with pytest.raises(OSError):  # pymap is gone once the block ends
+        IMAPClient(servers.imap_host, imap_port, ssl=False, timeout=2)
+
+
+def test_demo_servers_explain_a_missing_extra(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from processor.demo_servers import demo_servers
+    from processor.errors import ComplaintsError
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # fault injection: pymap not installed
+                        lambda name, *a: None if name == "pymap" else real_find_spec(name, *a))
+    with pytest.raises(ComplaintsError, match="pymap") as raised:
+        with demo_servers(tmp_path):
+            pass
+    assert raised.value.hint is not None and "[demo]" in raised.value.hint
