@@ -11,9 +11,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 from sqlalchemy.types import JSON, TypeDecorator
@@ -98,6 +100,9 @@ class Case(Base):
         Index("ix_cases_status_updated", "status", "updated_at"),
         Index("ix_cases_opened_at", "opened_at"),
         Index("ix_cases_complainant", "complainant_address"),
+        Index("ix_cases_due", "status", "first_response_due_at"),
+        Index("ix_cases_resolved_at", "resolved_at"),
+        Index("ix_cases_parent", "parent_case_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -117,6 +122,19 @@ class Case(Base):
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Lifecycle times (issue: case history) and targets; all UTC.
+    first_response_due_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    last_outbound_at: Mapped[datetime | None]
+    reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    is_appeal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An appeal or a follow-up case points at the case it continues.
+    parent_case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", name="fk_cases_parent_case_id"))
+    link_kind: Mapped[str | None] = mapped_column(String(16))  # appeal, follow-up
 
     messages: WriteOnlyMapped[Message] = relationship(back_populates="case")
     events: WriteOnlyMapped[Event] = relationship(back_populates="case")
@@ -241,3 +259,60 @@ class Quarantine(Base):
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+
+class OutboxMail(Base):
+    """A mail to send, written in the same transaction as the case change that caused it.
+
+    The Message-ID is fixed when the mail is queued, so a duplicate delivery after a crash in
+    the window between the server's 250 and our commit is recognisable by the receiver.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_kind", "recipient", "kind", "created_at"),
+        Index("ix_outbox_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # ack, staff-notify, relay, digest, ...
+    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    envelope_from: Mapped[str] = mapped_column(String(320), default="")
+    recipient: Mapped[str] = mapped_column(String(320))  # first recipient, lower-cased
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None]
+
+
+class Suppression(Base):
+    """An address that gets no automatic mail until `until` (it bounced permanently)."""
+
+    __tablename__ = "suppressions"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime]
+    until: Mapped[datetime]
+
+
+class DigestRun(Base):
+    """One digest per period end: `--send` twice for the same date sends once."""
+
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("period_end", name="uq_digest_runs_period_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_end: Mapped[datetime]
+    sent_at: Mapped[datetime]
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
