@@ -74,6 +74,89 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SmtpServerSettings:
+    """Where outgoing mail is submitted; the password comes from the environment or a file."""
+
+    host: str = ""
+    port: int = 587
+    tls: TlsMode = "starttls"
+    verify_certificate: bool = True
+    user: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    timeout_seconds: int = 30
+    # Empty: the null envelope sender "<>" (RFC 3834), so bounces of our automatic mail never
+    # reach a person or a robot. Set an address to receive them instead.
+    envelope_sender: str = ""
+    max_attempts: int = 8
+    retry_base_seconds: int = 30
+    retry_cap_seconds: int = 3600
+    sent_folder: str = ""  # optionally append every sent mail to this IMAP folder
+
+    def password(self) -> Secret:
+        return _read_secret(self.password_env, self.password_file, "smtp")
+
+
+@dataclass(frozen=True, slots=True)
+class AckSettings:
+    """The acknowledgement and every other automatic answer."""
+
+    enabled: bool = True
+    template: str = "ack-default"
+    default_language: str = "en"
+    tag_format: str = "[{ref}]"
+    installation_id: str = "complaints"
+    message_id_domain: str = "complaints.invalid"
+    loop_header: str = "X-Complaints-Loop"
+    per_sender: int = 3
+    period_hours: int = 24
+    global_per_minute: int = 60
+    bounce_suppress_days: int = 60
+    max_subject_chars: int = 180
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSettings:
+    """Who counts as staff, and how their replies are verified."""
+
+    addresses: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()  # new-case notifications go here (an address or a list)
+    notify_template: str = "staff-new-case"
+    secret_env: str = "COMPLAINTS_REPLY_SECRET"
+    secret_file: str = ""
+    previous_secret_env: str = ""  # still accepted while rotating
+    trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results from these hosts count
+    expose_staff_address: bool = False
+    unknown_sender_policy: Literal["new-case", "hold"] = "new-case"
+
+    def secret(self) -> Secret:
+        return _read_secret(self.secret_env, self.secret_file, "staff")
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    reopen_window_days: int = 7
+    auto_close_days: int = 14
+    reminder_after_days: int = 5
+    auto_resolve_after_days: int = 7
+    escalation_address: str = ""
+    escalation_fraction: float = 0.5
+    progress_replies_per_day: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    recipients: tuple[str, ...] = ()
+    hour: int = 8
+    timezone: str = "Asia/Shanghai"
+    language: str = "zh"
+    include_subjects: bool = False
+    due_soon_hours: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxSettings:
     name: str
     host: str = ""
@@ -91,23 +174,24 @@ class MailboxSettings:
 
     def password(self) -> Secret:
         """Read the password at connection time, so a rotated secret file is picked up."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(
-                    f"environment variable {self.password_env} is not set",
-                    key=f"mailbox.{self.name}.password_env",
-                )
-            return Secret(value)
-        if self.password_file:
-            try:
-                return Secret(Path(self.password_file).read_text(encoding="utf-8").strip())
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read password file: {exc.strerror}",
-                    key=f"mailbox.{self.name}.password_file",
-                ) from None
-        return Secret("")
+        return _read_secret(self.password_env, self.password_file, f"mailbox.{self.name}")
+
+
+def _read_secret(env_name: str, file_name: str, section: str) -> Secret:
+    if env_name:
+        value = os.environ.get(env_name)
+        if value is None:
+            raise ConfigError(f"environment variable {env_name} is not set",
+                              key=f"{section}.password_env" if "secret" not in env_name.lower()
+                              else f"{section}.secret_env")
+        return Secret(value)
+    if file_name:
+        try:
+            return Secret(Path(file_name).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {file_name}: {exc.strerror}",
+                              key=f"{section}.password_file") from None
+    return Secret("")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +201,11 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    smtp: SmtpServerSettings = field(default_factory=SmtpServerSettings)
+    ack: AckSettings = field(default_factory=AckSettings)
+    staff: StaffSettings = field(default_factory=StaffSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     mailboxes: tuple[MailboxSettings, ...] = ()
 
     @property
@@ -138,6 +227,11 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "processing": ProcessingSettings,
     "limits": LimitsSettings,
+    "smtp": SmtpServerSettings,
+    "ack": AckSettings,
+    "staff": StaffSettings,
+    "lifecycle": LifecycleSettings,
+    "digest": DigestSettings,
 }
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -274,6 +368,15 @@ def _coerce(value: Any, hint: Any, *, key: str, source: str) -> Any:
         if from_env and value.strip().lstrip("-").isdigit():
             return int(value)
         raise ConfigError("expected a whole number", key=key, source=source)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError("expected a number", key=key, source=source)
     if hint is str:
         if isinstance(value, str):
             return value

@@ -83,7 +83,14 @@ class SmtpSettings:
 
 async def send_message(settings: SmtpSettings, message: EmailMessage,
                        recipients: Sequence[str]) -> None:
-    """Submit `message` to `recipients` with the configured envelope sender, or raise Send*.
+    """Submit `message` to `recipients` with the configured envelope sender, or raise Send*."""
+    await send_raw(settings, message.as_bytes(), recipients,
+                   message_id=str(message.get("Message-ID", "")))
+
+
+async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str], *,
+                   envelope_sender: str | None = None, message_id: str = "") -> None:
+    """Submit already-serialised bytes (what the outbox stores), or raise Send*.
 
     If the server accepts some recipients and refuses others we return normally and log the
     refusals: raising would make the outbox send the message again to those who already have it.
@@ -91,15 +98,14 @@ async def send_message(settings: SmtpSettings, message: EmailMessage,
     rcpts = [validate_address(r) for r in recipients]
     if not rcpts:
         raise SendPermanent(None, "no recipients")
-    sender = settings.envelope_sender and validate_address(settings.envelope_sender)
-    data = message.as_bytes()
+    chosen = settings.envelope_sender if envelope_sender is None else envelope_sender
+    sender = chosen and validate_address(chosen)
     client = aiosmtplib.SMTP(
         hostname=settings.host, port=settings.port, timeout=settings.timeout,
         use_tls=settings.tls == "implicit", start_tls=settings.tls == "starttls",
         validate_certs=settings.verify_certificate,
         username=settings.user or None, password=settings.password if settings.user else None,
     )
-    message_id = message.get("Message-ID", "")
     try:
         async with client:
             refused, _reply = await client.sendmail(sender, rcpts, data)

@@ -57,9 +57,23 @@ def main(ctx: click.Context, config_path: str | None, log_format: str, verbose: 
 
 
 def _register() -> None:
-    from processor.cli import cases, db, demo, init, parse, poll, quarantine, rules, status
+    from processor.cli import (
+        cases,
+        db,
+        demo,
+        digest,
+        init,
+        outbox,
+        parse,
+        poll,
+        quarantine,
+        rules,
+        status,
+        templates,
+    )
 
-    for module in (cases, db, demo, init, parse, poll, quarantine, rules, status):
+    for module in (cases, db, demo, digest, init, outbox, parse, poll, quarantine, rules, status,
+                   templates):
         for command in module.COMMANDS:
             main.add_command(command)
 

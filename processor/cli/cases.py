@@ -8,6 +8,7 @@ import sys
 import click
 from sqlalchemy import select
 
+from processor.cli.case_export import CASE_COMMANDS
 from processor.cli.common import local_time, parse_since, runtime_from
 from processor.db import session_scope
 from processor.db.models import Case
@@ -104,5 +105,8 @@ def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None
             click.echo(f"{when}  * {entry.kind} by {entry.data.get('actor')}"
                        + (f": {extra}" if extra else ""))
 
+
+for _command in CASE_COMMANDS:
+    case_group.add_command(_command)
 
 COMMANDS = [cases_command, case_group]

@@ -1,0 +1,3 @@
+"""Placeholder for `complaints case export|verify` (being written)."""
+
+CASE_COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""Placeholder: commands of this group are being written."""
+
+COMMANDS: list = []

@@ -1,0 +1,158 @@
+"""The transactional outbox: queue a mail with the case change that caused it, send it later.
+
+Queueing happens inside the caller's transaction, so a mail exists exactly when the change that
+caused it was committed. Sending claims due rows (SKIP LOCKED on PostgreSQL, so several workers
+never take the same row), submits them with aiosmtplib, and records the result. A crash after
+the server's 250 and before our commit is the one window in which a mail can go out twice; its
+Message-ID was fixed at queueing time, so the duplicate is recognisable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.orm import Session
+
+from processor.config import Settings
+from processor.db import session_scope
+from processor.db.models import Case, OutboxMail, Suppression
+from processor.smtp import SendPermanent, SendTransient, SmtpSettings, next_attempt_delay, send_raw
+
+log = logging.getLogger("processor.outbox")
+
+CLAIM_SECONDS = 300
+# Permanent failures that say the address itself is bad (RFC 3463 5.1.x), as opposed to
+# a policy or content refusal: only these suppress further automatic mail to the address.
+BAD_ADDRESS_CODES = (550, 551, 553)
+
+
+def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients: Sequence[str],
+               now: datetime, case: Case | None = None, automatic: bool = True,
+               envelope_from: str = "") -> OutboxMail:
+    row = OutboxMail(
+        case_id=case.id if case is not None else None, kind=kind, automatic=automatic,
+        message_id=str(message["Message-ID"]), envelope_from=envelope_from,
+        recipient=recipients[0].lower(), recipients=[r.lower() for r in recipients],
+        subject=str(message["Subject"] or ""), raw=message.as_bytes(policy=SMTP),
+        status="queued", attempts=0, next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings:
+    s = settings.smtp
+    return SmtpSettings(host=s.host, port=s.port, tls=s.tls, user=s.user,
+                        password=s.password() if s.user else "", timeout=float(s.timeout_seconds),
+                        verify_certificate=s.verify_certificate, envelope_sender=s.envelope_sender)
+
+
+@dataclass(slots=True)
+class DrainStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_due(engine: Engine, now: datetime, limit: int, worker: str) -> list[OutboxMail]:
+    """Take up to `limit` due mails for this worker for CLAIM_SECONDS."""
+    with session_scope(engine) as session:
+        query = (select(OutboxMail)
+                 .where(OutboxMail.status == "queued", OutboxMail.next_attempt_at <= now,
+                        or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now))
+                 .order_by(OutboxMail.next_attempt_at, OutboxMail.id).limit(limit))
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.scalars(query))
+        for row in rows:
+            row.claimed_by, row.claimed_until = worker, now + timedelta(seconds=CLAIM_SECONDS)
+        session.flush()
+        session.expunge_all()
+        return rows
+
+
+async def drain_outbox(engine: Engine, settings: Settings,
+                       clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                       limit: int = 100, worker: str | None = None) -> DrainStats:
+    """Send every due mail once (retries are scheduled, not awaited)."""
+    stats = DrainStats()
+    worker = worker or worker_name()
+    smtp = smtp_settings(settings)
+    while True:
+        batch = claim_due(engine, clock(), limit, worker)
+        if not batch:
+            return stats
+        for mail in batch:
+            await _send_one(engine, settings, smtp, mail, clock, stats)
+        if len(batch) < limit:
+            return stats
+
+
+async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail: OutboxMail,
+                    clock: Callable[[], datetime], stats: DrainStats) -> None:
+    error: str | None = None
+    permanent: SendPermanent | None = None
+    try:
+        await send_raw(smtp, mail.raw, mail.recipients, envelope_sender=mail.envelope_from or None)
+    except SendTransient as exc:
+        error = str(exc)
+    except SendPermanent as exc:
+        error, permanent = str(exc), exc
+    now = clock()
+    with session_scope(engine) as session:
+        row = session.get(OutboxMail, mail.id)
+        assert row is not None
+        row.claimed_by, row.claimed_until = None, None
+        row.attempts += 1
+        if error is None:
+            row.status, row.sent_at, row.last_error = "sent", now, None
+            if row.case_id is not None:
+                case = session.get(Case, row.case_id)
+                if case is not None:
+                    case.last_outbound_at = now
+            stats.sent += 1
+            log.info("sent %s %s to %s", row.kind, row.message_id, row.recipient)
+            return
+        row.last_error = error[:2000]
+        if permanent is not None or row.attempts >= settings.smtp.max_attempts:
+            row.status = "failed"
+            stats.failed += 1
+            log.error("giving up on %s %s to %s: %s", row.kind, row.message_id, row.recipient,
+                      error)
+            if permanent is not None and permanent.code in BAD_ADDRESS_CODES and row.automatic:
+                suppress(session, row.recipient, f"SMTP {permanent.code}: {error}"[:500], now,
+                         settings.ack.bounce_suppress_days)
+            return
+        delay = next_attempt_delay(row.attempts, base=settings.smtp.retry_base_seconds,
+                                   cap=settings.smtp.retry_cap_seconds)
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        stats.retried += 1
+        log.warning("%s %s to %s failed (attempt %d), retrying in %.0f s: %s", row.kind,
+                    row.message_id, row.recipient, row.attempts, delay, error)
+
+
+def suppress(session: Session, address: str, reason: str, now: datetime, days: int) -> None:
+    """No automatic mail to `address` for `days` (a permanent bounce)."""
+    row = session.get(Suppression, address.lower())
+    until = now + timedelta(days=days)
+    if row is None:
+        session.add(Suppression(address=address.lower(), reason=reason, since=now, until=until))
+    else:
+        row.reason, row.since, row.until = reason, now, until
+
+
+def drain_once(engine: Engine, settings: Settings) -> DrainStats:
+    return asyncio.run(drain_outbox(engine, settings))
