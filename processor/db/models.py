@@ -103,6 +103,10 @@ class Case(Base):
         Index("ix_cases_due", "status", "first_response_due_at"),
         Index("ix_cases_resolved_at", "resolved_at"),
         Index("ix_cases_parent", "parent_case_id"),
+        # The daily digest (processor/db/digest_queries.py):
+        Index("ix_cases_closed_at", "closed_at"),
+        Index("ix_cases_first_response", "first_response_at", "first_response_due_at"),
+        Index("ix_cases_appeal_opened", "is_appeal", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -226,7 +230,10 @@ class Event(Base):
     """The case history: every change, with time and actor."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_case_at", "case_id", "at"),)
+    __table_args__ = (
+        Index("ix_events_case_at", "case_id", "at"),
+        Index("ix_events_kind_at", "kind", "at"),  # the daily digest: reopened in a period
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
