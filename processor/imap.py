@@ -8,7 +8,6 @@ flag them after they are committed locally, and wait for new mail with IDLE.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -244,7 +243,7 @@ class MailboxConnection:
                 return False
             finally:
                 client.idle_done()
-        except (IMAPClientError, OSError, EOFError, ssl.SSLError, socket.timeout) as exc:
+        except (TimeoutError, IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, "waiting with IDLE") from None
 
 

@@ -36,4 +36,6 @@ def configure_logging(log_format: str = "text", verbose: int = 0) -> None:
     root.setLevel(level)
     # imapclient logs every command at INFO; keep it for -vv only.
     logging.getLogger("imapclient").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+    # Libraries that narrate every step at INFO: keep them for -vv.
+    for noisy in ("alembic", "mail.log", "asyncio", "pymap"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose >= 2 else logging.WARNING)

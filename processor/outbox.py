@@ -86,7 +86,8 @@ def claim_due(engine: Engine, now: datetime, limit: int, worker: str) -> list[Ou
 
 async def drain_outbox(engine: Engine, settings: Settings,
                        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                       limit: int = 100, worker: str | None = None) -> DrainStats:
+                       limit: int = 100, worker: str | None = None,
+                       should_stop: Callable[[], bool] = lambda: False) -> DrainStats:
     """Send every due mail once (retries are scheduled, not awaited)."""
     stats = DrainStats()
     worker = worker or worker_name()
@@ -96,6 +97,9 @@ async def drain_outbox(engine: Engine, settings: Settings,
         if not batch:
             return stats
         for mail in batch:
+            if should_stop():
+                release_claims(engine, [m.id for m in batch])
+                return stats
             await _send_one(engine, settings, smtp, mail, clock, stats)
         if len(batch) < limit:
             return stats
@@ -106,7 +110,8 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
     error: str | None = None
     permanent: SendPermanent | None = None
     try:
-        await send_raw(smtp, mail.raw, mail.recipients, envelope_sender=mail.envelope_from or None)
+        await send_raw(smtp, mail.raw, mail.recipients, envelope_sender=mail.envelope_from or None,
+                       message_id=mail.message_id)
     except SendTransient as exc:
         error = str(exc)
     except SendPermanent as exc:
@@ -142,6 +147,16 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
         stats.retried += 1
         log.warning("%s %s to %s failed (attempt %d), retrying in %.0f s: %s", row.kind,
                     row.message_id, row.recipient, row.attempts, delay, error)
+
+
+def release_claims(engine: Engine, ids: Sequence[int]) -> None:
+    """Give back claims on mail not attempted (a stop), so it goes out at once after restart."""
+    with session_scope(engine) as session:
+        for row in session.scalars(select(OutboxMail).where(OutboxMail.id.in_(list(ids)),
+                                                            OutboxMail.status == "queued",
+                                                            OutboxMail.attempts >= 0)):
+            if row.sent_at is None:
+                row.claimed_by, row.claimed_until = None, None
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, days: int) -> None:

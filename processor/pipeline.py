@@ -12,40 +12,29 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from processor import failpoints
+from processor.ack import loop_context, plan_acknowledgement
 from processor.blobstore import BlobStore
+from processor.classify import Classification, RuleSet, classify
+from processor.compose import compose_staff_notification, make_message_id
 from processor.config import MailboxSettings, Settings
+from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
 from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
 from processor.dedup import dedup_key
 from processor.imap import FetchedMail
-from processor.mail import ParseLimits, ParsedMessage, parse_message
+from processor.mail import ParsedMessage, ParseLimits, parse_message
+from processor.outbox import queue_mail
+from processor.render import TemplateRenderer
 
 log = logging.getLogger("processor.pipeline")
 
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
-
-
-class ClassificationLike(Protocol):
-    """What the pipeline reads from a classification (processor.classify.Classification)."""
-
-    category: str
-    priority: str
-    sla_hours: int
-    tags: tuple[str, ...]
-    team: str | None
-    assignee: str | None
-    ignored: bool
-
-    def as_json(self) -> dict[str, object]: ...
-
-
-Classifier = Callable[[ParsedMessage, str | None], ClassificationLike]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +45,8 @@ class IngestContext:
     mailbox: MailboxSettings
     folder: str
     uidvalidity: int
-    classify: Classifier | None = None
+    rules: RuleSet | None = None
+    renderer: TemplateRenderer | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -96,18 +86,22 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         except Exception as exc:  # the parser promises not to raise; never trust it with mail
             parsed.append((mail, exc, None))
     known = existing_messages(session, (key for _, _, key in parsed if key))
+    ledger = AutoReplyLedger(
+        session, (m.from_.address for _, m, _ in parsed
+                  if isinstance(m, ParsedMessage) and m.from_), ctx.clock(),
+        ctx.settings.ack.period_hours)
     outcomes: list[MailOutcome] = []
     for mail, message, key in parsed:
         if outcomes and should_stop():
             break
-        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known))
+        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger))
         failpoints.reach("mid-batch")
     return outcomes
 
 
 def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                 message: ParsedMessage | BaseException, key: str | None,
-                known: dict[str, Message]) -> MailOutcome:
+                known: dict[str, Message], ledger: AutoReplyLedger) -> MailOutcome:
     stage = "parse"
     try:
         if isinstance(message, BaseException):
@@ -118,7 +112,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
                 return _record_duplicate(session, ctx, mail, message, known[key])
         stage = "store"
         with session.begin_nested():
-            outcome, stored = _store_new(session, store, ctx, mail, message, key or "")
+            outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger)
         known[key or ""] = stored
         return outcome
     except Exception as exc:
@@ -139,8 +133,11 @@ def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
     if existing is not None:
         reference = existing.case.reference if existing.case else None
         return MailOutcome(mail.uid, "duplicate", reference)
+    ledger = AutoReplyLedger(session, [message.from_.address] if message.from_ else [],
+                             ctx.clock(), ctx.settings.ack.period_hours)
     with session.begin_nested():
-        outcome, _ = _store_new(session, store, ctx, mail, message, key, record_copy=False)
+        outcome, _ = _store_new(session, store, ctx, mail, message, key, ledger,
+                                record_copy=False)
     return outcome
 
 
@@ -174,7 +171,7 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 
 
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
-               message: ParsedMessage, key: str,
+               message: ParsedMessage, key: str, ledger: AutoReplyLedger,
                record_copy: bool = True) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
@@ -183,8 +180,8 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     session.add(stored)
     if record_copy:
         session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
-    classification = ctx.classify(message, _first(_received_by(ctx, message))) \
-        if ctx.classify else None
+    received_by = _received_by(ctx, message)
+    classification = classify(message, ctx.rules, received_by[0]) if ctx.rules else None
     if classification is not None and classification.ignored:
         session.flush()
         log.info("mail %s ignored by the rules; kept without a case", message.message_id)
@@ -196,8 +193,65 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
               mailbox=ctx.mailbox.name, subject=message.subject)
     if classification is not None:
         _apply_classification(session, case, classification, stored, now)
+    _acknowledge(session, ctx, case, message, stored, classification, received_by, ledger, now)
+    _notify_staff(session, ctx, case, message, classification, received_by, now)
     log.info("opened case %s for %s", case.reference, message.message_id)
     return MailOutcome(mail.uid, "stored", case.reference), stored
+
+
+def _acknowledge(session: Session, ctx: IngestContext, case: Case, message: ParsedMessage,
+                 stored: Message, classification: Classification | None,
+                 received_by: list[str], ledger: AutoReplyLedger, now: datetime) -> None:
+    """Queue the acknowledgement in this transaction, or record on the case why there is none."""
+    if ctx.renderer is None:
+        return
+    ack = ctx.settings.ack
+    sender = message.from_.address if message.from_ else ""
+    plan = plan_acknowledgement(
+        message=message, case_ref=case.reference, from_address=received_by[0],
+        classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
+        loop=loop_context(ack, ctx.settings.monitored_addresses()),
+        counts=ledger.counts(sender), now=now)
+    if plan.message is None or plan.recipient is None:
+        add_event(session, case, "ack-skipped", at=now, message=stored,
+                  reasons=list(plan.skip_reasons))
+        log.info("%s: no acknowledgement: %s", case.reference, ", ".join(plan.skip_reasons))
+        return
+    queued = queue_mail(session, plan.message, kind="ack", recipients=[plan.recipient], now=now,
+                        case=case, envelope_from=ctx.settings.smtp.envelope_sender)
+    ledger.record(plan.recipient)
+    add_event(session, case, "ack-queued", at=now, message=stored,
+              message_id=queued.message_id, to=plan.recipient)
+
+
+def _notify_staff(session: Session, ctx: IngestContext, case: Case, message: ParsedMessage,
+                  classification: Classification | None, received_by: list[str],
+                  now: datetime) -> None:
+    staff = ctx.settings.staff
+    if not staff.notify or ctx.renderer is None:
+        return
+    ack = ctx.settings.ack
+    language = ctx.settings.digest.language
+    details = classification.details.as_json() if classification else {}
+    context = {
+        "case_ref": case.reference, "subject": message.subject,
+        "category_label": (ctx.rules.category_label(case.category or "other", language)
+                           if ctx.rules else case.category or "-"),
+        "priority": case.priority,
+        "complainant": {"name": case.complainant_name, "address": case.complainant_address},
+        "details": {k: ", ".join(v) for k, v in details.items() if v},
+        "attachments": [a.as_json() for a in message.attachments],
+        "text": message.text,
+    }
+    body = ctx.renderer.render_pair(staff.notify_template, language, context)
+    notice = compose_staff_notification(
+        case_ref=case.reference, tag_format=ack.tag_format, original=message,
+        from_address=received_by[0], to=list(staff.notify), body=body,
+        message_id=make_message_id(ack.message_id_domain, ack.installation_id),
+        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now)
+    queue_mail(session, notice, kind="staff-notify", recipients=list(staff.notify), now=now,
+               case=case, automatic=False, envelope_from=ctx.settings.smtp.envelope_sender)
+    add_event(session, case, "staff-notified", at=now, to=list(staff.notify))
 
 
 def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage,
@@ -210,17 +264,18 @@ def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage,
         status="new", mailbox=ctx.mailbox.name,
         complainant_address=message.from_.address.lower(), complainant_name=message.from_.name,
         subject=message.subject, language=message.language or "en", priority="normal",
-        tags=[], details={}, opened_at=now, updated_at=now,
+        tags=[], details={}, opened_at=now, updated_at=now, last_inbound_at=now,
     )
     session.add(case)
     return case
 
 
-def _apply_classification(session: Session, case: Case, classification: ClassificationLike,
+def _apply_classification(session: Session, case: Case, classification: Classification,
                           message: Message, now: datetime) -> None:
     case.category = classification.category
     case.priority = classification.priority
     case.sla_hours = classification.sla_hours
+    case.first_response_due_at = case.opened_at + timedelta(hours=classification.sla_hours)
     case.tags = list(classification.tags)
     case.team = classification.team
     case.assignee = classification.assignee

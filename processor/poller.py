@@ -17,16 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
-
 from processor import failpoints
-from processor.blobstore import BlobStore
-from processor.config import MailboxSettings, Settings
+from processor.config import MailboxSettings
 from processor.db import session_scope
 from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
 from processor.imap import FetchedMail, MailboxConnection
-from processor.pipeline import Classifier, IngestContext, MailOutcome, ingest_batch, quarantine_mail
+from processor.pipeline import IngestContext, MailOutcome, ingest_batch, quarantine_mail
+from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
 
@@ -67,13 +65,14 @@ Progress = Callable[[int], None]
 class Poller:
     """Polls one configured mailbox; the same object is reused across polls by `run`."""
 
-    settings: Settings
+    runtime: Runtime
     mailbox: MailboxSettings
-    engine: Engine
-    store: BlobStore
-    classify: Classifier | None = None
     should_stop: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        self.settings, self.engine = self.runtime.settings, self.runtime.engine
+        self.store = self.runtime.store
 
     def poll(self, connection: MailboxConnection,
              on_backlog: Callable[[int], Progress | None] | None = None) -> PollStats:
@@ -106,8 +105,7 @@ class Poller:
                 state.uidvalidity, state.last_uid = status.uidvalidity, 0
                 state.updated_at = self.clock()
             last_uid = state.last_uid
-        ctx = IngestContext(self.settings, mb, mb.folder, status.uidvalidity, self.classify,
-                            self.clock)
+        ctx = self.runtime.ingest_context(mb, mb.folder, status.uidvalidity, self.clock)
         stats.pending_finished = self._finish_pending(connection, ctx, last_uid)
         new_uids = connection.uids_after(last_uid)
         if not new_uids:
@@ -122,6 +120,7 @@ class Poller:
                 stats.count(outcome)
             if progress:
                 progress(len(outcomes))
+            self.runtime.outbox_wake.set()
             self._act_on_server(connection, outcomes)
             failpoints.reach("after-move")
             if len(outcomes) < len(batch):  # stopped in the middle of the batch

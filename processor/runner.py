@@ -6,44 +6,23 @@ keeps polling until SIGTERM/SIGINT, finishing the mail in hand before it exits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
-from processor.blobstore import BlobStore
-from processor.config import MailboxSettings, Settings
-from processor.db import check_schema_current, open_database
+from processor.config import MailboxSettings
 from processor.errors import ComplaintsError, MailboxUnavailable
 from processor.imap import MailboxConnection
-from processor.pipeline import Classifier
-from processor.poller import PollStats, Poller, Progress
+from processor.outbox import drain_outbox
+from processor.poller import Poller, PollStats, Progress
+from processor.runtime import Runtime
 
 log = logging.getLogger("processor.runner")
 
 # RFC 2177 servers may drop an IDLE after 30 minutes; re-issue well before that.
 MAX_IDLE_SECONDS = 29 * 60 - 60
-
-
-@dataclass
-class Runtime:
-    """What every worker shares: the database engine, the blob store, the classifier."""
-
-    settings: Settings
-    engine: Engine
-    store: BlobStore
-    classify: Classifier | None = None
-
-
-def open_runtime(settings: Settings, *, classify: Classifier | None = None,
-                 require_current_schema: bool = True) -> Runtime:
-    engine = open_database(settings.database.url, echo=settings.database.echo)
-    if require_current_schema:
-        check_schema_current(engine)
-    return Runtime(settings, engine, BlobStore(settings.data_dir / "blobs"), classify)
 
 
 def poll_all_once(runtime: Runtime,
@@ -52,8 +31,7 @@ def poll_all_once(runtime: Runtime,
     """Poll every configured mailbox once; an unreachable mailbox is reported, not fatal."""
     results = []
     for mailbox in mailboxes or runtime.settings.mailboxes:
-        poller = Poller(runtime.settings, mailbox, runtime.engine, runtime.store,
-                        runtime.classify)
+        poller = Poller(runtime, mailbox)
         with MailboxConnection(mailbox) as connection:
             results.append(poller.poll(connection, on_backlog))
     return results
@@ -65,8 +43,7 @@ class MailboxWorker(threading.Thread):
     def __init__(self, runtime: Runtime, mailbox: MailboxSettings, stop: threading.Event) -> None:
         super().__init__(name=f"mailbox-{mailbox.name}", daemon=True)
         self.runtime, self.mailbox, self.stop = runtime, mailbox, stop
-        self.poller = Poller(runtime.settings, mailbox, runtime.engine, runtime.store,
-                             runtime.classify, should_stop=stop.is_set)
+        self.poller = Poller(runtime, mailbox, should_stop=stop.is_set)
         self.polls = 0
         self.polled = threading.Event()  # set after every completed poll (tests wait on it)
 
@@ -115,19 +92,48 @@ class MailboxWorker(threading.Thread):
                 self.stop.wait(processing.poll_interval_seconds)
 
 
+class OutboxSender(threading.Thread):
+    """Sends queued mail as soon as a poll queues it, and retries on schedule."""
+
+    ROUND_SECONDS = 5.0
+
+    def __init__(self, runtime: Runtime, stop: threading.Event) -> None:
+        super().__init__(name="outbox-sender", daemon=True)
+        self.runtime, self.stop = runtime, stop
+
+    def run(self) -> None:
+        wake = self.runtime.outbox_wake
+        while not self.stop.is_set():
+            wake.wait(self.ROUND_SECONDS)
+            wake.clear()
+            if self.stop.is_set():
+                return
+            try:
+                asyncio.run(drain_outbox(self.runtime.engine, self.runtime.settings,
+                                         should_stop=self.stop.is_set))
+            except ComplaintsError as exc:
+                log.error("outbox: %s", exc)
+            except Exception:  # keep sending later; the rows stay queued
+                log.exception("outbox: unexpected error; will retry")
+
+
 def run_service(runtime: Runtime, stop: threading.Event) -> None:
-    """Run one worker per mailbox until `stop` is set, then wait for them to finish."""
+    """Run one worker per mailbox (and the sender) until `stop` is set, then wait for them."""
     if not runtime.settings.mailboxes:
         raise ComplaintsError("no mailbox is configured",
                               hint="add a [mailbox.NAME] table to the configuration "
                                    "(see `complaints init`)")
-    workers = [MailboxWorker(runtime, mailbox, stop) for mailbox in runtime.settings.mailboxes]
+    workers: list[threading.Thread] = [MailboxWorker(runtime, mailbox, stop)
+                                       for mailbox in runtime.settings.mailboxes]
+    if runtime.settings.smtp.host:
+        workers.append(OutboxSender(runtime, stop))
     for worker in workers:
         worker.start()
-    log.info("watching %d mailbox(es): %s", len(workers),
-             ", ".join(w.mailbox.name for w in workers))
+    log.info("watching %d mailbox(es): %s", len(runtime.settings.mailboxes),
+             ", ".join(m.name for m in runtime.settings.mailboxes))
     while not stop.is_set():
         stop.wait(1.0)
+    runtime.outbox_wake.set()
     for worker in workers:
         worker.join()
     log.info("stopped cleanly")

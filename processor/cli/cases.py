@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 
 import click
 from sqlalchemy import select
@@ -37,16 +38,19 @@ def cases_command(ctx: click.Context, status: str | None, since: str | None, lim
     if since_at:
         query = query.where(Case.opened_at >= since_at)
     with session_scope(runtime.engine) as session:
-        rows = session.scalars(query).all()
-        if not rows:
-            click.echo("no cases")
-            return
-        click.echo(f"{'REFERENCE':<12} {'STATUS':<9} {'OPENED':<16} {'CATEGORY':<18} "
-                   f"{'FROM':<30} SUBJECT")
-        for case in rows:
-            click.echo(f"{case.reference:<12} {case.status:<9} {local_time(case.opened_at):<16} "
-                       f"{(case.category or '-'):<18} {case.complainant_address[:30]:<30} "
-                       f"{_clip(case.subject, 60)}")
+        echo_case_table(session.scalars(query).all())
+
+
+def echo_case_table(rows: Sequence[Case]) -> None:
+    if not rows:
+        click.echo("no cases")
+        return
+    click.echo(f"{'REFERENCE':<10} {'STATUS':<8} {'OPENED':<16} {'CATEGORY':<18} {'PRIORITY':<8} "
+               f"{'FROM':<28} SUBJECT")
+    for case in rows:
+        click.echo(f"{case.reference:<10} {case.status:<8} {local_time(case.opened_at):<16} "
+                   f"{(case.category or '-'):<18} {case.priority:<8} "
+                   f"{case.complainant_address[:28]:<28} {_clip(case.subject, 50)}")
 
 
 def _clip(text: str, width: int) -> str:
@@ -99,7 +103,8 @@ def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None
             for line in str(d["new_text"]).strip().splitlines()[:40]:
                 click.echo(f"      | {line}")
             for att in d["attachments"]:  # type: ignore[attr-defined]
-                click.echo(f"      + {att['filename']} ({att['content_type']}, {att['size']} bytes)")
+                click.echo(f"      + {att['filename']} ({att['content_type']}, "
+                           f"{att['size']} bytes)")
         else:
             extra = ", ".join(f"{k}={v}" for k, v in entry.data.items() if k != "actor")
             click.echo(f"{when}  * {entry.kind} by {entry.data.get('actor')}"

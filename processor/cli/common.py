@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from processor.config import Settings, load_settings
-from processor.runner import Runtime, open_runtime
+from processor.runtime import Runtime, open_runtime
 
 
 def settings_from(ctx: click.Context) -> Settings:
@@ -20,13 +20,7 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 def runtime_from(ctx: click.Context, *, with_rules: bool = False) -> Runtime:
-    settings = settings_from(ctx)
-    classify = None
-    if with_rules:
-        from processor.classification import rules_classifier
-
-        classify = rules_classifier(settings)
-    return open_runtime(settings, classify=classify)
+    return open_runtime(settings_from(ctx), with_rules=with_rules)
 
 
 def parse_since(value: str | None) -> datetime | None:

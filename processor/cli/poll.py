@@ -10,6 +10,7 @@ from collections.abc import Callable
 import click
 
 from processor.cli.common import runtime_from
+from processor.outbox import drain_once
 from processor.poller import PollStats, Progress
 from processor.runner import poll_all_once, run_service
 
@@ -52,6 +53,9 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
     runtime = runtime_from(ctx, with_rules=True)
     only = (runtime.settings.mailbox(mailbox_name),) if mailbox_name else None
     print_stats(poll_all_once(runtime, _progress_bar(ctx), only))
+    if runtime.settings.smtp.host:
+        sent = drain_once(runtime.engine, runtime.settings)
+        click.echo(f"outbox: sent {sent.sent}, retrying {sent.retried}, failed {sent.failed}")
 
 
 @click.command("run")
@@ -66,14 +70,20 @@ def run_command(ctx: click.Context) -> None:
     Example:
       complaints run --log-format json
     """
-    runtime = runtime_from(ctx, with_rules=True)
+    runtime = runtime_from(ctx, with_rules=True)  # refuses to start on invalid rules
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
         stop.set()
 
+    def reload_rules(signum: int, _frame: object) -> None:
+        # Off the signal handler: reading files and logging are not async-signal-safe.
+        if runtime.rules is not None:
+            threading.Thread(target=runtime.rules.reload, name="rules-reload").start()
+
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, reload_rules)
     run_service(runtime, stop)
 
 

@@ -12,7 +12,7 @@ from processor.db import session_scope
 from processor.db.models import Quarantine
 from processor.errors import NotFound
 from processor.imap import FetchedMail
-from processor.pipeline import IngestContext, ingest_again
+from processor.pipeline import ingest_again
 
 
 @click.group("quarantine")
@@ -118,8 +118,7 @@ def quarantine_retry(ctx: click.Context, entry_ids: tuple[int, ...], retry_all: 
                 failures += 1
                 continue
             mailbox = runtime.settings.mailbox(q.mailbox)
-            ictx = IngestContext(runtime.settings, mailbox, q.folder, q.uidvalidity or 0,
-                                 runtime.classify)
+            ictx = runtime.ingest_context(mailbox, q.folder, q.uidvalidity or 0)
             mail = FetchedMail(q.uid or 0, runtime.store.get(q.raw_sha256), q.size, None)
             try:
                 outcome = ingest_again(session, runtime.store, ictx, mail)

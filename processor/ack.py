@@ -1,0 +1,84 @@
+"""Should a new case be acknowledged, and the acknowledgement we would send: pure decisions.
+
+The inputs are plain values (the parsed mail, the case reference, the classification, the
+counts the database supplied); the output is either a composed message or the reasons we keep
+quiet. Nothing here touches the network, the database or the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+from processor.classify import Classification, RuleSet
+from processor.compose import ack_context, compose_ack, make_message_id
+from processor.config import AckSettings
+from processor.loopguard import AckLimits, LoopContext, decide_ack, robot_signals
+from processor.mail import ParsedMessage
+from processor.render import TemplateRenderer, format_when
+
+
+@dataclass(frozen=True, slots=True)
+class AckCounts:
+    """What the database knows about earlier automatic mail (measured on our own clock)."""
+
+    sender_recent: int
+    global_last_minute: int
+    sender_bounced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckPlan:
+    message: EmailMessage | None
+    recipient: str | None
+    skip_reasons: tuple[str, ...]
+
+
+def ack_limits(settings: AckSettings) -> AckLimits:
+    return AckLimits(per_sender=settings.per_sender, period_hours=settings.period_hours,
+                     global_per_minute=settings.global_per_minute,
+                     bounce_suppress_days=settings.bounce_suppress_days)
+
+
+def loop_context(settings: AckSettings, monitored: frozenset[str]) -> LoopContext:
+    return LoopContext(monitored_addresses=monitored, loop_header_name=settings.loop_header,
+                       installation_id=settings.installation_id,
+                       our_message_id_domain=settings.message_id_domain)
+
+
+def plan_acknowledgement(*, message: ParsedMessage, case_ref: str, from_address: str,
+                         classification: Classification | None, rules: RuleSet | None,
+                         settings: AckSettings, renderer: TemplateRenderer, loop: LoopContext,
+                         counts: AckCounts, now: datetime) -> AckPlan:
+    if not settings.enabled:
+        return AckPlan(None, None, ("acknowledgements-disabled",))
+    decision = decide_ack(robot_signals(message, loop), counts.sender_recent,
+                          counts.global_last_minute, counts.sender_bounced_at, now,
+                          ack_limits(settings))
+    if not decision.send or message.from_ is None:
+        return AckPlan(None, None, decision.reasons or ("no-sender",))
+    language = message.language if message.language in renderer.languages(_template(
+        classification, settings)) else settings.default_language
+    category = classification.category if classification else "other"
+    sla_hours = classification.sla_hours if classification else 48
+    local_due = (now + timedelta(hours=sla_hours)).astimezone(ZoneInfo(settings.timezone))
+    context = ack_context(
+        case_ref=case_ref, subject=message.normalized_subject or message.subject,
+        category_label=rules.category_label(category, language) if rules else category,
+        first_answer_by=format_when(local_due, language), sla_hours=sla_hours,
+        missing=classification.missing if classification else ("expected_resolution",))
+    body = renderer.render_pair(_template(classification, settings), language, context)
+    composed = compose_ack(
+        case_ref=case_ref, tag_format=settings.tag_format, original=message,
+        from_address=from_address, to=message.from_, body=body,
+        message_id=make_message_id(settings.message_id_domain, settings.installation_id),
+        loop_header_name=settings.loop_header, loop_header_value=settings.installation_id,
+        date=now, max_subject_chars=settings.max_subject_chars)
+    return AckPlan(composed, message.from_.address.lower(), ())
+
+
+def _template(classification: Classification | None, settings: AckSettings) -> str:
+    return classification.ack_template if classification and classification.ack_template \
+        else settings.template

@@ -1,0 +1,48 @@
+"""How much automatic mail went where recently: loaded once per batch, counted in memory after.
+
+The per-sender and global limits on automatic answers are measured on our own clock from the
+outbox (never from the mail's Date). One query per batch, not per mail.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from processor.ack import AckCounts
+from processor.db.models import OutboxMail, Suppression
+
+
+class AutoReplyLedger:
+    def __init__(self, session: Session, senders: Iterable[str], now: datetime,
+                 period_hours: int) -> None:
+        addresses = sorted({s.lower() for s in senders if s})
+        since = now - timedelta(hours=period_hours)
+        self._sender_counts: Counter[str] = Counter()
+        self._bounced: dict[str, datetime] = {}
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            self._sender_counts.update(dict(session.execute(
+                select(OutboxMail.recipient, func.count())
+                .where(OutboxMail.recipient.in_(chunk), OutboxMail.automatic.is_(True),
+                       OutboxMail.kind == "ack", OutboxMail.created_at >= since)
+                .group_by(OutboxMail.recipient)).all()))
+            self._bounced.update({row.address: row.since for row in session.scalars(
+                select(Suppression).where(Suppression.address.in_(chunk),
+                                          Suppression.until > now))})
+        self._global = session.scalar(
+            select(func.count()).select_from(OutboxMail)
+            .where(OutboxMail.automatic.is_(True),
+                   OutboxMail.created_at >= now - timedelta(minutes=1))) or 0
+
+    def counts(self, sender: str) -> AckCounts:
+        key = sender.lower()
+        return AckCounts(self._sender_counts[key], self._global, self._bounced.get(key))
+
+    def record(self, recipient: str) -> None:
+        self._sender_counts[recipient.lower()] += 1
+        self._global += 1
