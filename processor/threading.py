@@ -143,6 +143,10 @@ def _role(evidence: ThreadEvidence, case: CaseFacts) -> Role:
     return "stranger"
 
 
+_ROLE_WORDS = {"staff": "verified staff", "complainant": "its complainant",
+               "participant": "already on the case"}
+
+
 def _candidates(evidence: ThreadEvidence) -> tuple[tuple[str, CaseFacts | None], ...]:
     # The order: subject tag, then In-Reply-To/References, then signed reply address.
     return (("subject tag", evidence.tag_case), ("In-Reply-To/References",
@@ -162,7 +166,10 @@ def decide_thread(evidence: ThreadEvidence, now: datetime, settings: LifecycleSe
             continue
         role = _role(evidence, case)
         if role in ("staff", "complainant", "participant"):
-            reasons.append(f"{source} matches {case.ref}; sender is its {role}")
+            reasons.append(f"{source} matches {case.ref}; sender is {_ROLE_WORDS[role]}")
+            target = evidence.reply_target_case
+            if role == "staff" and target is not None and target.ref != case.ref:
+                reasons.append(f"note: the signed reply address was for {target.ref}")
             return _joined(case, role, evidence, now, settings, appeal_requested, reasons)
         reasons.append(f"{source} matches {case.ref}, but the sender may not join it ({role})")
         refused = refused or (source, case, role)
