@@ -14,8 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Float, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from processor.db.models import Case, Event, OutboxMail, Quarantine
@@ -82,8 +83,7 @@ def unanswered_at(end: datetime) -> ColumnElement[bool]:
     return or_(Case.first_response_at.is_(None), Case.first_response_at >= end)
 
 
-def hours_between(session: Session, later: ColumnElement[datetime],
-                  earlier: ColumnElement[datetime]) -> ColumnElement[float]:
+def hours_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
     if _dialect(session) == "postgresql":
         return cast(func.extract("epoch", later - earlier), Float) / 3600.0
     # SQLite keeps UTC datetimes as ISO text, which julianday() reads (days, as a float).
@@ -120,10 +120,10 @@ def open_total(session: Session, end: datetime) -> int:
 
 def per_mailbox(session: Session, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
     """mailbox -> (opened in the period, open at the end)."""
-    new = dict(session.execute(select(Case.mailbox, func.count())
-                               .where(_opened_in(start, end)).group_by(Case.mailbox)).tuples())
-    still_open = dict(session.execute(select(Case.mailbox, func.count())
-                                      .where(open_at(end)).group_by(Case.mailbox)).tuples())
+    new = {name: n for name, n in session.execute(
+        select(Case.mailbox, func.count()).where(_opened_in(start, end)).group_by(Case.mailbox))}
+    still_open = {name: n for name, n in session.execute(
+        select(Case.mailbox, func.count()).where(open_at(end)).group_by(Case.mailbox))}
     return {name: (int(new.get(name, 0)), int(still_open.get(name, 0)))
             for name in sorted(set(new) | set(still_open))}
 
@@ -131,14 +131,16 @@ def per_mailbox(session: Session, start: datetime, end: datetime) -> dict[str, t
 # --- the lists: waiting for staff, overdue, due soon
 
 
-def _capped(session: Session, at: ColumnElement[datetime], where: Sequence[ColumnElement[bool]],
+def _capped(session: Session, at: Any, where: Sequence[ColumnElement[bool]],
             limit: int) -> Capped:
     total = _count(session, *where)
-    query: Select[tuple[str, str, str | None, datetime, str]] = (
-        select(Case.reference, Case.mailbox, Case.category, at, Case.subject)
-        .where(*where).order_by(at, Case.id).limit(limit))
-    rows = tuple(CaseRow(*row) for row in session.execute(query)) if total else ()
-    return Capped(total, rows)
+    query = (select(Case.reference, Case.mailbox, Case.category, at, Case.subject)
+             .where(*where).order_by(at, Case.id).limit(limit))
+    return Capped(total, _case_rows(session, query) if total else ())
+
+
+def _case_rows(session: Session, query: Any) -> tuple[CaseRow, ...]:
+    return tuple(CaseRow(*row) for row in session.execute(query).tuples())
 
 
 def awaiting_staff(session: Session, end: datetime, limit: int) -> Capped:
@@ -156,14 +158,14 @@ def awaiting_staff(session: Session, end: datetime, limit: int) -> Capped:
 def overdue(session: Session, end: datetime, limit: int) -> Capped:
     """Open at the end, unanswered, and the first-response target was before the end."""
     where = [unanswered_at(end), Case.first_response_due_at < end, open_at(end)]
-    return _capped(session, Case.first_response_due_at, where, limit)  # type: ignore[arg-type]
+    return _capped(session, Case.first_response_due_at, where, limit)
 
 
 def due_soon(session: Session, end: datetime, until: datetime, limit: int) -> Capped:
     """Open and unanswered at the end, with the target in (end, until]."""
     where = [unanswered_at(end), Case.first_response_due_at > end,
              Case.first_response_due_at <= until, open_at(end)]
-    return _capped(session, Case.first_response_due_at, where, limit)  # type: ignore[arg-type]
+    return _capped(session, Case.first_response_due_at, where, limit)
 
 
 # --- response and resolution times
@@ -181,7 +183,7 @@ def resolution_spread(session: Session, start: datetime, end: datetime) -> Sprea
     return _spread(session, hours_between(session, Case.resolved_at, Case.opened_at), where)
 
 
-def _spread(session: Session, hours: ColumnElement[float],
+def _spread(session: Session, hours: ColumnElement[Any],
             where: Sequence[ColumnElement[bool]]) -> Spread:
     if _dialect(session) == "postgresql":
         row = session.execute(select(func.count(),
@@ -197,7 +199,7 @@ def _spread(session: Session, hours: ColumnElement[float],
                   _sqlite_percentile(session, hours, where, count, 0.9))
 
 
-def _sqlite_percentile(session: Session, hours: ColumnElement[float],
+def _sqlite_percentile(session: Session, hours: ColumnElement[Any],
                        where: Sequence[ColumnElement[bool]], count: int, fraction: float) -> float:
     """percentile_cont as PostgreSQL defines it: interpolate between the two nearest ranks.
 
@@ -213,8 +215,8 @@ def _sqlite_percentile(session: Session, hours: ColumnElement[float],
     return values[0] + (position - below) * (values[1] - values[0])
 
 
-def _float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 # --- reopened, appeals, regulator, resolved and closed
@@ -228,7 +230,7 @@ def reopened(session: Session, start: datetime, end: datetime, limit: int) -> Ca
     total = int(session.scalar(select(func.count()).select_from(first)) or 0)
     query = (select(Case.reference, Case.mailbox, Case.category, first.c.at, Case.subject)
              .join(first, first.c.case_id == Case.id).order_by(first.c.at, Case.id).limit(limit))
-    return Capped(total, tuple(CaseRow(*row) for row in session.execute(query)) if total else ())
+    return Capped(total, _case_rows(session, query) if total else ())
 
 
 def appeals(session: Session, start: datetime, end: datetime, limit: int) -> Capped:
@@ -240,7 +242,7 @@ def appeals(session: Session, start: datetime, end: datetime, limit: int) -> Cap
                     parent.reference)
              .outerjoin(parent, parent.id == Case.parent_case_id)
              .where(*where).order_by(Case.opened_at, Case.id).limit(limit))
-    return Capped(total, tuple(CaseRow(*row) for row in session.execute(query)) if total else ())
+    return Capped(total, _case_rows(session, query) if total else ())
 
 
 def regulator_open(session: Session, end: datetime, limit: int, tag: str = "regulator") -> Capped:
@@ -251,7 +253,7 @@ def regulator_open(session: Session, end: datetime, limit: int, tag: str = "regu
     so the LIKE runs over the open set, not the whole store.
     """
     where = [open_at(end), cast(Case.tags, String).like(f'%"{tag}"%')]
-    return _capped(session, Case.opened_at, where, limit)  # type: ignore[arg-type]
+    return _capped(session, Case.opened_at, where, limit)
 
 
 def resolved_count(session: Session, start: datetime, end: datetime) -> int:
