@@ -248,7 +248,8 @@ PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 def raised_priority(current: str) -> str:
     """An appeal's priority: one step above the original, and at least "high"."""
     index = PRIORITY_ORDER.index(current) if current in PRIORITY_ORDER else 1
-    return PRIORITY_ORDER[max(index + 1, PRIORITY_ORDER.index("high"))]
+    raised = max(index + 1, PRIORITY_ORDER.index("high"))
+    return PRIORITY_ORDER[min(raised, len(PRIORITY_ORDER) - 1)]
 
 
 # Which statuses `#status` may move a case to, from each status. Automatic moves (new -> open
