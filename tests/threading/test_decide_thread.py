@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from processor.authresults import AuthVerdict
 from processor.config import LifecycleSettings, StaffSettings
@@ -12,6 +13,7 @@ from processor.threading import (
     CaseFacts,
     ThreadDecision,
     ThreadEvidence,
+    UnknownSenderPolicy,
     already_reached,
     decide_thread,
     is_staff_address,
@@ -28,17 +30,18 @@ CASE = CaseFacts(ref="C-000123", status="open", complainant=CUSTOMER,
 OTHER = CaseFacts(ref="C-000999", status="open", complainant="someone@else.example")
 
 
-def case(**changes: object) -> CaseFacts:
-    return dataclasses.replace(CASE, **changes)  # type: ignore[arg-type]
+def case(**changes: Any) -> CaseFacts:
+    return dataclasses.replace(CASE, **changes)
 
 
-def decide(appeal: bool = False, policy: str = "new-case", **evidence: object) -> ThreadDecision:
-    fields: dict[str, object] = {"sender": CUSTOMER, **evidence}
-    return decide_thread(ThreadEvidence(**fields), NOW, SETTINGS,  # type: ignore[arg-type]
-                         appeal, unknown_sender_policy=policy)  # type: ignore[arg-type]
+def decide(appeal: bool = False, policy: UnknownSenderPolicy = "new-case",
+           **evidence: Any) -> ThreadDecision:
+    fields: dict[str, Any] = {"sender": CUSTOMER, **evidence}
+    return decide_thread(ThreadEvidence(**fields), NOW, SETTINGS, appeal,
+                         unknown_sender_policy=policy)
 
 
-def staff_evidence(**more: object) -> dict[str, object]:
+def staff_evidence(**more: Any) -> dict[str, Any]:
     return {"sender": STAFF, "sender_is_staff": True, "staff_verified": True, **more}
 
 
