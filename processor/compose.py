@@ -21,6 +21,7 @@ from typing import Any
 
 from processor.errors import ComplaintsError
 from processor.mail.model import Address, ParsedMessage
+from processor.mail.subject import display_subject
 from processor.render import RenderedBody
 
 # 7bit keeps bodies base64/quoted-printable and headers RFC 2047-encoded, so any relay accepts it.
@@ -261,7 +262,7 @@ def compose_staff_notification(*, case_ref: str, tag_format: str, original: Pars
 
 def _their_subject(original: ParsedMessage) -> str:
     # Without their "Fwd:"/"回复：" run, so the tag comes first; the raw one if nothing is left.
-    return original.normalized_subject or original.subject
+    return display_subject(original.subject) or original.subject
 
 
 def _base(from_address: Address | str, to: Sequence[Address | str], subject: str,

@@ -22,6 +22,7 @@ from email.policy import SMTP
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
+from processor import failpoints
 from processor.config import Settings
 from processor.db import session_scope
 from processor.db.models import Case, OutboxMail, Suppression
@@ -67,6 +68,37 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def release_dead_claims(engine: Engine, now: datetime) -> int:
+    """Free mail claimed by a process of this host that no longer runs (it was killed).
+
+    Without this, mail claimed just before a crash would wait out CLAIM_SECONDS; other hosts'
+    claims are left to expire, since we cannot see their processes.
+    """
+    host = socket.gethostname()
+    released = 0
+    with session_scope(engine) as session:
+        for row in session.scalars(select(OutboxMail).where(
+                OutboxMail.status == "queued", OutboxMail.claimed_until > now,
+                OutboxMail.claimed_by.like(f"{host}:%"))):
+            pid = int((row.claimed_by or ":0").rpartition(":")[2] or 0)
+            if pid != os.getpid() and not _process_alive(pid):
+                row.claimed_by, row.claimed_until = None, None
+                released += 1
+    return released
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def claim_due(engine: Engine, now: datetime, limit: int, worker: str) -> list[OutboxMail]:
     """Take up to `limit` due mails for this worker for CLAIM_SECONDS."""
     with session_scope(engine) as session:
@@ -92,10 +124,12 @@ async def drain_outbox(engine: Engine, settings: Settings,
     stats = DrainStats()
     worker = worker or worker_name()
     smtp = smtp_settings(settings)
+    release_dead_claims(engine, clock())
     while True:
         batch = claim_due(engine, clock(), limit, worker)
         if not batch:
             return stats
+        failpoints.reach("outbox-claimed")
         for mail in batch:
             if should_stop():
                 release_claims(engine, [m.id for m in batch])
@@ -153,10 +187,8 @@ def release_claims(engine: Engine, ids: Sequence[int]) -> None:
     """Give back claims on mail not attempted (a stop), so it goes out at once after restart."""
     with session_scope(engine) as session:
         for row in session.scalars(select(OutboxMail).where(OutboxMail.id.in_(list(ids)),
-                                                            OutboxMail.status == "queued",
-                                                            OutboxMail.attempts >= 0)):
-            if row.sent_at is None:
-                row.claimed_by, row.claimed_until = None, None
+                                                            OutboxMail.status == "queued")):
+            row.claimed_by, row.claimed_until = None, None
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, days: int) -> None:

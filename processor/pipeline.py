@@ -18,7 +18,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from processor import failpoints
-from processor.ack import loop_context, plan_acknowledgement
+from processor.ack import AckPlan, loop_context, plan_acknowledgement
 from processor.blobstore import BlobStore
 from processor.classify import Classification, RuleSet, classify
 from processor.compose import compose_staff_notification, make_message_id
@@ -27,6 +27,7 @@ from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
 from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
 from processor.dedup import dedup_key
+from processor.errors import ComplaintsError
 from processor.imap import FetchedMail
 from processor.mail import ParsedMessage, ParseLimits, parse_message
 from processor.outbox import queue_mail
@@ -207,11 +208,17 @@ def _acknowledge(session: Session, ctx: IngestContext, case: Case, message: Pars
         return
     ack = ctx.settings.ack
     sender = message.from_.address if message.from_ else ""
-    plan = plan_acknowledgement(
-        message=message, case_ref=case.reference, from_address=received_by[0],
-        classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
-        loop=loop_context(ack, ctx.settings.monitored_addresses()),
-        counts=ledger.counts(sender), now=now)
+    try:
+        plan = plan_acknowledgement(
+            message=message, case_ref=case.reference, from_address=received_by[0],
+            classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
+            loop=loop_context(ack, ctx.settings.monitored_addresses()),
+            counts=ledger.counts(sender), now=now)
+    except ComplaintsError as exc:
+        # The complaint is filed either way; a mail we cannot safely compose (an address that
+        # fails validation, a broken template) is simply not sent, and the case says why.
+        log.error("%s: acknowledgement not composed: %s", case.reference, exc)
+        plan = AckPlan(None, None, (f"cannot-compose:{exc.__class__.__name__}",))
     if plan.message is None or plan.recipient is None:
         add_event(session, case, "ack-skipped", at=now, message=stored,
                   reasons=list(plan.skip_reasons))

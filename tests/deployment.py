@@ -63,6 +63,7 @@ class Deployment:
     db_url: str
     accounts: dict[str, tuple[ImapAccount, list[str]]]
     processing: dict[str, object] = field(default_factory=dict)
+    sections: dict[str, dict[str, object]] = field(default_factory=dict)
     _engine: sa.Engine | None = field(default=None, repr=False)
 
     @property
@@ -73,6 +74,8 @@ class Deployment:
         lines = [f'[database]\nurl = "{self.db_url}"\n',
                  f'[storage]\ndata_dir = "{self.root / "data"}"\n', "[processing]"]
         lines += [f"{key} = {_toml(value)}" for key, value in self.processing.items()]
+        for section, values in self.sections.items():
+            lines += [f"\n[{section}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
         for name, (account, addresses) in self.accounts.items():
             lines += [f"\n[mailbox.{name}]", f'host = "{account.host}"', f"port = {account.port}",
                       'tls = "none"', f'user = "{account.user}"',
@@ -83,6 +86,14 @@ class Deployment:
     def env(self, password: str) -> dict[str, str]:
         return dict(os.environ, COMPLAINTS_CONFIG=str(self.config_path),
                     **{PASSWORD_ENV: password})
+
+    def use_smtp(self, host: str, port: int, **ack: object) -> Deployment:
+        """Send through a test SMTP server on loopback; `ack` overrides [ack] settings."""
+        self.sections["smtp"] = {"host": host, "port": port, "tls": "none",
+                                 "retry_base_seconds": 1, "retry_cap_seconds": 2}
+        self.sections["ack"] = {"message_id_domain": "desk.example.com",
+                                "installation_id": "test-desk", **ack}
+        return self.write()
 
     def settings(self, password: str) -> Settings:
         os.environ[PASSWORD_ENV] = password
@@ -129,7 +140,7 @@ class Deployment:
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"

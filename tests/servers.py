@@ -390,7 +390,8 @@ class SmtpSink:
 
     def _deliver(self, mail: ReceivedMail) -> None:
         assert self.deliver_to is not None
-        delivered = f"Return-Path: <{mail.mail_from}>\r\n".encode() + mail.content
+        sender = mail.mail_from.strip("<>")  # aiosmtpd reports the null sender as "<>"
+        delivered = f"Return-Path: <{sender}>\r\n".encode() + mail.content
         for rcpt in mail.rcpt_tos:
             user = rcpt.rsplit("@", 1)[0]
             self.deliver_to.account(user).append("INBOX", [delivered])

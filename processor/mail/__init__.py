@@ -3,11 +3,12 @@
 from processor.mail.limits import ParseLimits
 from processor.mail.model import Address, Attachment, ParsedMessage
 from processor.mail.parse import parse_message
-from processor.mail.subject import fold_for_matching, normalize_subject
+from processor.mail.subject import display_subject, fold_for_matching, normalize_subject
 
 __all__ = [
     "Address",
     "Attachment",
+    "display_subject",
     "ParseLimits",
     "ParsedMessage",
     "fold_for_matching",

@@ -253,6 +253,7 @@ def parse_addresses(values: list[str], defects: list[str], hint: str | None = No
     if not values:
         return ()
     cleaned = [decode_8bit_header(v, hint, defects) if not v.isascii() else v for v in values]
+    cleaned = [_quote_encoded_words(v) if "=?" in v else v for v in cleaned]
     try:
         pairs = _simple_addresses(cleaned)
         if pairs is None:
@@ -275,6 +276,27 @@ def parse_addresses(values: list[str], defects: list[str], hint: str | None = No
             display = display[1:-1]
         result.append(Address(display, address))
     return tuple(result)
+
+
+_ENCODED_WORD_TOKEN = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def _quote_encoded_words(value: str) -> str:
+    """Put encoded words outside quotes into quotes before the address list is split.
+
+    An encoded word's text may hold ':', '@' or ',' once encoded ("=?utf-8?q?a=0D=0ABcc:_x@y?=");
+    unquoted, the address parser would read them as syntax and invent an address.
+    """
+    out, inside, last = [], False, 0
+    for index, char in enumerate(value):
+        if char == '"' and (index == 0 or value[index - 1] != "\\"):
+            if not inside:
+                out.append(_ENCODED_WORD_TOKEN.sub(lambda m: f'"{m.group()}"', value[last:index]))
+                last = index
+            inside = not inside
+    tail = value[last:]
+    out.append(tail if inside else _ENCODED_WORD_TOKEN.sub(lambda m: f'"{m.group()}"', tail))
+    return "".join(out)
 
 
 def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:

@@ -43,3 +43,20 @@ def normalize_subject(subject: str) -> str:
         text = _TRAILING.sub("", text)
     text = _TRAILING.sub("", text) if text.lower().endswith("(fwd)") else text
     return text.strip()
+
+
+def display_subject(subject: str) -> str:
+    """The subject as the sender wrote it (full-width punctuation kept), minus the prefix run.
+
+    `normalize_subject` folds with NFKC for matching; a subject shown back to a person, as in
+    our acknowledgement, keeps their characters. So find the tail of the original whose folded
+    form is the normalised subject; when brackets were unwrapped and none matches, fall back to
+    the normalised form.
+    """
+    folded = " ".join(subject.split())
+    target = normalize_subject(folded)
+    for start in range(min(len(folded), 400) + 1):
+        tail = folded[start:]
+        if " ".join(unicodedata.normalize("NFKC", tail).split()) == target:
+            return tail.strip()
+    return target

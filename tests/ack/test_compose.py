@@ -224,7 +224,7 @@ def test_clean_header_text() -> None:
 def test_staff_notification() -> None:
     msg = compose_staff_notification(
         case_ref="C-000123", tag_format="[{ref}]",
-        original=dataclasses.replace(parsed(), normalized_subject="Help\r\nBcc: x@evil.example"),
+        original=dataclasses.replace(parsed(), subject="Help\r\nBcc: x@evil.example"),
         from_address=DESK, to=["team@desk.example.com", Address("Lead", "lead@desk.example.com")],
         body=RenderedBody("text\n", None), message_id=make_message_id(DOMAIN, INSTALLATION),
         loop_header_name="X-Complaints-Loop", loop_header_value=INSTALLATION, date=NOW)

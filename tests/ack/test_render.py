@@ -29,7 +29,7 @@ def renderer() -> TemplateRenderer:
 
 def test_builtin_dir_and_names(renderer: TemplateRenderer) -> None:
     assert builtin_templates_dir() == Path(__file__).resolve().parents[2] / "templates"
-    assert renderer.available_templates() == {"ack-default", "staff-new-case"}
+    assert {"ack-default", "staff-new-case"} <= renderer.available_templates()
     assert renderer.languages("ack-default") == {"en", "zh"}
 
 
