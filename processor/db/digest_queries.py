@@ -140,7 +140,7 @@ def _capped(session: Session, at: Any, where: Sequence[ColumnElement[bool]],
 
 
 def _case_rows(session: Session, query: Any) -> tuple[CaseRow, ...]:
-    return tuple(CaseRow(*row) for row in session.execute(query).tuples())
+    return tuple(CaseRow(*row) for row in session.execute(query))
 
 
 def awaiting_staff(session: Session, end: datetime, limit: int) -> Capped:
