@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from processor.blobstore import BlobStore
 from processor.db import open_database, session_scope
@@ -112,12 +113,12 @@ def verify(dep: Deployment, bundle: Path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
-def manifest(bundle: Path) -> dict[str, object]:
+def manifest(bundle: Path) -> dict[str, Any]:
     with zipfile.ZipFile(bundle) as zf:
         return json.loads(zf.read("manifest.json"))  # type: ignore[no-any-return]
 
 
-def files_by_kind(bundle: Path, kind: str) -> dict[str, dict[str, object]]:
+def files_by_kind(bundle: Path, kind: str) -> dict[str, dict[str, Any]]:
     entries = manifest(bundle)["files"]
     assert isinstance(entries, list)
     return {e["path"]: e for e in entries if e["kind"] == kind}

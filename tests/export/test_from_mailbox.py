@@ -57,7 +57,7 @@ def test_exported_mails_are_the_servers_bytes(deployment: Deployment, imap_accou
     with engine.connect() as conn:
         references = list(conn.execute(sa.text("SELECT reference FROM cases ORDER BY id"))
                           .scalars())
-        counts = dict(conn.execute(sa.text(
+        counts: dict[str, int] = dict(conn.execute(sa.text(
             "SELECT c.reference, count(m.id) FROM cases c JOIN messages m ON m.case_id = c.id "
             "GROUP BY c.reference")).all())
     engine.dispose()
