@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from processor import failpoints
 from processor.config import Settings
+from processor.errors import ComplaintsError
 from processor.db import session_scope
 from processor.db.models import Case, OutboxMail, Suppression
 from processor.smtp import SendPermanent, SendTransient, SmtpSettings, next_attempt_delay, send_raw
@@ -62,6 +63,27 @@ class DrainStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    sent_raws: list[bytes] = field(default_factory=list, repr=False)
+
+
+def _keep_copies(settings: Settings, stats: DrainStats) -> None:
+    """Append what was sent to the configured IMAP Sent folder of the first mailbox.
+
+    Best effort and after the fact: the outbox row is the record; a Sent folder that cannot be
+    reached costs a copy in the mail client, never a mail.
+    """
+    if not settings.smtp.sent_folder or not stats.sent_raws or not settings.mailboxes:
+        return
+    from processor.imap import MailboxConnection
+
+    try:
+        with MailboxConnection(settings.mailboxes[0]) as connection:
+            connection.ensure_folder(settings.smtp.sent_folder)
+            for raw in stats.sent_raws:
+                connection.append(settings.smtp.sent_folder, raw, flags=[b"\\Seen"])
+    except ComplaintsError as exc:
+        log.warning("could not keep copies in %r: %s", settings.smtp.sent_folder, exc)
+    stats.sent_raws.clear()
 
 
 def worker_name() -> str:
@@ -128,6 +150,7 @@ async def drain_outbox(engine: Engine, settings: Settings,
     while True:
         batch = claim_due(engine, clock(), limit, worker)
         if not batch:
+            _keep_copies(settings, stats)
             return stats
         failpoints.reach("outbox-claimed")
         for mail in batch:
@@ -136,6 +159,7 @@ async def drain_outbox(engine: Engine, settings: Settings,
                 return stats
             await _send_one(engine, settings, smtp, mail, clock, stats)
         if len(batch) < limit:
+            _keep_copies(settings, stats)
             return stats
 
 
@@ -163,6 +187,8 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
                 if case is not None:
                     case.last_outbound_at = now
             stats.sent += 1
+            if settings.smtp.sent_folder:
+                stats.sent_raws.append(mail.raw)
             log.info("sent %s %s to %s", row.kind, row.message_id, row.recipient)
             return
         row.last_error = error[:2000]
