@@ -13,6 +13,7 @@ import hashlib
 import json
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def verify_dossier(path: Path) -> VerifyReport:
 def _verify(bundle: zipfile.ZipFile, path: Path) -> VerifyReport:
     problems: list[Problem] = []
     names = [info.filename for info in bundle.infolist()]
-    for name in sorted({n for n in names if names.count(n) > 1}):
+    for name in sorted(n for n, count in Counter(names).items() if count > 1):
         problems.append(Problem("duplicate", name, "appears more than once in the ZIP"))
     if MANIFEST not in names:
         raise ComplaintsError(f"{path} has no {MANIFEST}: not a case dossier",

@@ -455,7 +455,9 @@ def render_timeline_html(dossier: CaseDossier, plan: DossierPlan, exported_by: s
     case = dossier.timeline["case"]
     assert isinstance(case, dict)
     title = f"Case {case['reference']}: {case.get('subject') or ''}"
-    parts = ["<!DOCTYPE html>", '<html lang="zh-Hans">', "<head>", '<meta charset="utf-8">',
+    language = str(case.get("language") or "")
+    lang = language if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})?", language) else "und"
+    parts = ["<!DOCTYPE html>", f'<html lang="{lang}">', "<head>", '<meta charset="utf-8">',
              f"<title>{_e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
              f"<h1>Case {_e(case['reference'])}</h1>",
              f'<p class="meta">{_e(case.get("subject") or "")}</p>',

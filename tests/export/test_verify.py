@@ -140,3 +140,16 @@ def test_not_a_zip_and_no_manifest_are_clear_errors(exported: tuple[Deployment, 
 
     code, output = verify(dep, tmp_path / "absent.zip")
     assert code == 1 and "no such file" in output
+
+
+def test_a_second_copy_of_a_file_under_the_same_name_is_reported(
+        exported: tuple[Deployment, Path], tmp_path: Path) -> None:
+    dep, bundle = exported
+    mail = _first(bundle, "mails/")
+    doubled = tmp_path / "doubled.zip"
+    shutil.copy(bundle, doubled)
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(doubled, "a") as zf:
+        zf.writestr(mail, b"From: someone else\r\n\r\nreplaced\r\n")
+    code, output = verify(dep, doubled)
+    assert code == 1
+    assert f"DUPLICATE: {mail}: appears more than once in the ZIP" in output
