@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, and_, cast, func, or_, select
+from sqlalchemy import ColumnElement, Float, String, and_, cast, func, or_, select, union
 from sqlalchemy.orm import Session, aliased
 
 from processor.db.models import Case, Event, OutboxMail, Quarantine
@@ -65,16 +65,21 @@ class RepeatSender:
 def open_at(end: datetime) -> ColumnElement[bool]:
     """Opened before `end`, and neither resolved nor closed before it.
 
-    The last OR is implied by the others whenever the lifecycle columns agree with the status
-    (a resolved case has resolved_at, a closed one closed_at); it is there so the planner can
-    start from three small index ranges (ix_cases_status_updated, ix_cases_resolved_at,
-    ix_cases_closed_at) instead of every case ever opened.
+    Written as "one of the live cases, and ...": the live cases are those unresolved now or
+    resolved or closed after `end` (three small ranges of ix_cases_status_updated,
+    ix_cases_resolved_at and ix_cases_closed_at). Whenever the lifecycle columns agree with
+    the status (a resolved case has resolved_at, a closed one closed_at) every case open at
+    `end` is among them, and the planner starts from those few ids instead of scanning
+    every case ever opened (which `opened_at < end` alone would select).
     """
+    live = union(select(Case.id).where(Case.status.in_(UNRESOLVED_STATUSES)),
+                 select(Case.id).where(Case.resolved_at >= end),
+                 select(Case.id).where(Case.closed_at >= end))
     return and_(
+        Case.id.in_(live),
         Case.opened_at < end,
         or_(Case.resolved_at.is_(None), Case.resolved_at >= end),
         or_(Case.closed_at.is_(None), Case.closed_at >= end),
-        or_(Case.status.in_(UNRESOLVED_STATUSES), Case.resolved_at >= end, Case.closed_at >= end),
     )
 
 
