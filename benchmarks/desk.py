@@ -1,0 +1,141 @@
+"""A throw-away deployment of the desk for one measured run, and child processes measured alone.
+
+Every measured run is its own process (the real `complaints` CLI, or a floor script), waited
+for with wait4 so its peak RSS is the kernel's figure for that process, not the driver's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.services import LOOPBACK, REPO_ROOT
+
+PASSWORD_ENV = "COMPLAINTS_BENCH_IMAP_PASSWORD"
+DESK_ADDRESS = "complaints@example.com"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One child process: wall time, peak RSS (MiB), exit status and captured output."""
+
+    seconds: float
+    peak_rss_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def check(self, what: str) -> Measured:
+        if self.returncode != 0:
+            raise RuntimeError(f"{what} exited {self.returncode}:\n{self.stdout[-2000:]}\n"
+                               f"{self.stderr[-4000:]}")
+        return self
+
+
+def start_child(argv: Sequence[str], env: dict[str, str], workdir: Path,
+                name: str) -> tuple[subprocess.Popen[bytes], float]:
+    out = open(workdir / f"{name}.out", "wb")  # noqa: SIM115 - closed by finish_child
+    err = open(workdir / f"{name}.err", "wb")  # noqa: SIM115
+    started = time.monotonic()
+    proc = subprocess.Popen(list(argv), env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=err)
+    out.close()
+    err.close()
+    return proc, started
+
+
+def finish_child(proc: subprocess.Popen[bytes], started: float, workdir: Path,
+                 name: str) -> Measured:
+    """Reap the child with wait4: its own rusage, hence its own peak RSS."""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode,
+                    (workdir / f"{name}.out").read_text("utf-8", "replace"),
+                    (workdir / f"{name}.err").read_text("utf-8", "replace"))
+
+
+def run_child(argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> Measured:
+    proc, started = start_child(argv, env, workdir, name)
+    return finish_child(proc, started, workdir, name)
+
+
+@dataclass
+class Desk:
+    """A configuration file, data directory and database for one run of `complaints`."""
+
+    root: Path
+    db_url: str
+    imap_port: int
+    user: str
+    password: str
+    smtp_port: int | None = None
+    processing: dict[str, object] = field(default_factory=dict)
+
+    def write(self) -> Desk:
+        self.root.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[database]", f'url = "{self.db_url}"', "",
+            "[storage]", f'data_dir = "{self.root / "data"}"', "",
+            "[processing]", *(f"{k} = {_toml(v)}" for k, v in self.processing.items()), "",
+            # The benchmark's complainants are all different people, many within a minute:
+            # the global ceiling of automatic answers would otherwise hold most acks back.
+            "[ack]", 'message_id_domain = "desk.example.com"', 'installation_id = "bench-desk"',
+            "global_per_minute = 1000000", "",
+            "[mailbox.desk]", f'host = "{LOOPBACK}"', f"port = {self.imap_port}",
+            'tls = "none"', f'user = "{self.user}"', f'password_env = "{PASSWORD_ENV}"',
+            f'addresses = ["{DESK_ADDRESS}"]', "",
+        ]
+        if self.smtp_port is not None:
+            lines += ["[smtp]", f'host = "{LOOPBACK}"', f"port = {self.smtp_port}",
+                      'tls = "none"', 'envelope_sender = "complaints@example.com"',
+                      "retry_base_seconds = 1", "retry_cap_seconds = 2", ""]
+        self.config_path.write_text("\n".join(lines), encoding="utf-8")
+        return self
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "complaints.toml"
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, COMPLAINTS_CONFIG=str(self.config_path),
+                    **{PASSWORD_ENV: self.password})
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "processor", *args]
+
+    def upgrade(self) -> None:
+        run_child(self.argv("db", "upgrade"), self.env(), self.root, "upgrade").check(
+            "complaints db upgrade")
+
+    def poll_once(self, name: str = "poll") -> tuple[Measured, dict[str, int]]:
+        """`complaints poll --once`, measured; also the counts and duration it printed."""
+        measured = run_child(self.argv("poll", "--once"), self.env(), self.root, name)
+        measured.check("complaints poll --once")
+        return measured, parse_poll_output(measured.stdout)
+
+
+_POLL_LINE = re.compile(r"fetched (\d+), stored (\d+), duplicates (\d+), ignored (\d+), "
+                        r"quarantined (\d+), (\d+) ms")
+
+
+def parse_poll_output(stdout: str) -> dict[str, int]:
+    found = _POLL_LINE.search(stdout)
+    if not found:
+        raise RuntimeError(f"no statistics line in the output of poll --once:\n{stdout}")
+    keys = ("fetched", "stored", "duplicates", "ignored", "quarantined", "ms")
+    return dict(zip(keys, (int(g) for g in found.groups()), strict=True))
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

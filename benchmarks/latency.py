@@ -1,0 +1,93 @@
+"""Acknowledgement latency: `complaints run` idles on the INBOX; one mail at a time is appended,
+and the clock stops when the SMTP sink accepts the acknowledgement that answers it.
+
+Each mail waits for its answer before the next is appended (a condition variable in the sink,
+no sleeping), so the figures are the latency of one complaint on a quiet desk, as a
+complainant sees it, over IDLE on loopback.
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.desk import Desk, finish_child, start_child
+from benchmarks.generate import single_complaint
+from benchmarks.services import AckSink, Dovecot
+
+ANSWER_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    samples: list[float]
+    missing: int
+    peak_rss_mib: float
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples, 50)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.samples, 95)
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    """Nearest-rank percentile; NaN when there is no sample."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def measure_latency(dovecot: Dovecot, root: Path, db_url: str, mails: int) -> Latency:
+    user = dovecot.new_user("benchlat")
+    sink = AckSink()
+    sink.start()
+    desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
+    desk.upgrade()
+    proc, started = start_child(desk.argv("run"), desk.env(), root, "run")
+    samples: list[float] = []
+    missing = 0
+    try:
+        with dovecot.connect(user) as client:
+            # A first mail, not counted: the service is up, idling, and its imports are warm.
+            warm_id, warm = single_complaint(-1)
+            client.append("INBOX", warm)
+            if sink.wait_for(warm_id, ANSWER_TIMEOUT_SECONDS) is None:
+                raise RuntimeError(f"`complaints run` never answered the first mail; see "
+                                   f"{root / 'run.err'}")
+            for index in range(mails):
+                mid, raw = single_complaint(index)
+                appended = time.monotonic()
+                client.append("INBOX", raw)
+                accepted = sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS)
+                if accepted is None:
+                    missing += 1
+                else:
+                    samples.append(accepted - appended)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        measured = finish_child(proc, started, root, "run")
+        sink.stop()
+        dovecot.drop_user(user)
+    if measured.returncode not in (0, -signal.SIGTERM):
+        raise RuntimeError(f"`complaints run` exited {measured.returncode}:\n"
+                           f"{measured.stderr[-4000:]}")
+    return Latency(samples, missing, measured.peak_rss_mib)
+
+
+def describe(latency: Latency) -> str:
+    text = (f"p50 {latency.p50 * 1000:.0f} ms, p95 {latency.p95 * 1000:.0f} ms, "
+            f"max {max(latency.samples, default=float('nan')) * 1000:.0f} ms "
+            f"over {len(latency.samples)} mails")
+    if latency.missing:
+        text += f" ({latency.missing} never answered)"
+    if latency.samples:
+        text += f"; mean {statistics.fmean(latency.samples) * 1000:.0f} ms"
+    return text
