@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -367,7 +368,7 @@ def queue_digest(session: Session, digest: Digest, body: RenderedBody, settings:
     The unique period_end makes a second run for the same date fail at the INSERT, even when
     two run at once; `force` sends anyway and moves the record to the new mail.
     """
-    run = session.query(DigestRun).filter(DigestRun.period_end == digest.period.end).one_or_none()
+    run = session.scalar(select(DigestRun).where(DigestRun.period_end == digest.period.end))
     if run is not None and not force:
         sent = digest.period.local(run.sent_at)
         raise AlreadySent(f"the digest for the period ending "

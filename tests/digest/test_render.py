@@ -75,6 +75,7 @@ def test_text_carries_the_figures(desk: Engine) -> None:
     assert "median 4.0 h, 90th percentile 15.2 h (3 cases)" in text
     assert "[C-000002]   billing              waiting 23.0 h" in text
     assert "(appeal of [C-000007])" in text
+    assert all(line == line.rstrip() for line in text.splitlines())
     assert "Complaint number" not in text
 
 
