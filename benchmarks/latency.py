@@ -91,3 +91,28 @@ def describe(latency: Latency) -> str:
     if latency.samples:
         text += f"; mean {statistics.fmean(latency.samples) * 1000:.0f} ms"
     return text
+
+
+def idle_floor(dovecot: Dovecot, mails: int) -> list[float]:
+    """How long Dovecot takes to tell an IDLE client about an APPEND, with nothing else.
+
+    Dovecot batches mailbox change notifications (about half a second on this version), so
+    this is the part of the latency the desk cannot remove."""
+    user = dovecot.new_user("benchidle")
+    samples = []
+    try:
+        with dovecot.connect(user) as watcher, dovecot.connect(user) as writer:
+            watcher.select_folder("INBOX")
+            for index in range(mails):
+                watcher.idle()
+                _mid, raw = single_complaint(index)
+                appended = time.monotonic()
+                writer.append("INBOX", raw)
+                while not any(len(r) > 1 and r[1] == b"EXISTS"
+                              for r in watcher.idle_check(timeout=ANSWER_TIMEOUT_SECONDS)):
+                    pass
+                samples.append(time.monotonic() - appended)
+                watcher.idle_done()
+    finally:
+        dovecot.drop_user(user)
+    return samples

@@ -1,0 +1,268 @@
+"""Run every benchmark, print one table and append it to benchmarks/RESULTS.md.
+
+    .venv/bin/python -m benchmarks.run [--n 10000] [--quick]
+
+Starts what it needs: the test Dovecot (scripts/dovecot-test-server), an SMTP sink in this
+process, a database of its own on the local PostgreSQL (created, then dropped). Generated mail,
+Maildirs, databases and blob stores are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.generate import iter_corpus
+from benchmarks.ingest import Throughput, measure_floor, measure_poll
+from benchmarks.latency import Latency, describe, idle_floor, measure_latency, percentile
+from benchmarks.memory import measure_big_attachment
+from benchmarks.services import Dovecot, postgres_database
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+IDLE_FLOOR_MAILS = 20
+
+
+@dataclass
+class Report:
+    n: int
+    loaded_seconds: float = 0.0
+    corpus_mib: float = 0.0
+    floors: dict[str, Throughput] = field(default_factory=dict)
+    sqlite: Throughput | None = None
+    postgres: Throughput | None = None
+    postgres_note: str = ""
+    small: Throughput | None = None
+    big: Throughput | None = None
+    idle: list[float] = field(default_factory=list)
+    latency: Latency | None = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ingest, latency and memory benchmarks.")
+    parser.add_argument("--n", type=int, default=10_000, help="mails in the backlog (10000)")
+    parser.add_argument("--small-n", type=int, default=1_000,
+                        help="backlog whose peak RSS is compared with --n's (1000)")
+    parser.add_argument("--latency-mails", type=int, default=200)
+    parser.add_argument("--big-mb", type=int, default=30,
+                        help="size of the one large attachment; 0 skips it (30)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 30 mails, 10 for RSS, 5 latency mails, 2 MB")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="Markdown file the table is appended to")
+    parser.add_argument("--no-record", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.small_n, args.latency_mails, args.big_mb = 30, 10, 5, 2
+    dovecot = Dovecot()
+    dovecot.start()
+    with _workdir() as work:
+        report = run_all(dovecot, work, args)
+    table = render(report, args)
+    print(table)
+    if not args.no_record:
+        append_results(args.results, table)
+        print(f"appended to {args.results}")
+    return 0
+
+
+def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
+    report = Report(args.n)
+    user = dovecot.new_user("bench")
+    try:
+        _say(f"generating and loading {args.n} mails into Dovecot user {user}")
+        started = time.monotonic()
+        sizes: list[int] = []
+        dovecot.load(user, _counting(iter_corpus(args.n), sizes))
+        report.loaded_seconds = time.monotonic() - started
+        report.corpus_mib = sum(sizes) / 2**20
+        for mode in ("fetch", "compat32", "modern"):
+            _say(f"floor: {mode}")
+            report.floors[mode] = measure_floor(dovecot, user, mode, work)
+        _say("poll --once on SQLite")
+        root = work / "sqlite"
+        report.sqlite = measure_poll(dovecot, user, f"sqlite:///{root / 'desk.sqlite3'}", root,
+                                     "poll --once, SQLite", args.n)
+        shutil.rmtree(root)
+        if not args.no_postgres:
+            dovecot.move_back(user)
+            _say("poll --once on PostgreSQL")
+            try:
+                with postgres_database() as url:
+                    root = work / "postgres"
+                    report.postgres = measure_poll(dovecot, user, url, root,
+                                                   "poll --once, PostgreSQL", args.n)
+                    shutil.rmtree(root)
+            except Exception as exc:  # noqa: BLE001 - report, keep the other figures
+                report.postgres_note = f"not measured: {type(exc).__name__}: {exc}"[:300]
+    finally:
+        dovecot.drop_user(user)
+    if args.small_n and args.small_n < args.n:
+        _say(f"poll --once on SQLite with {args.small_n} mails (peak RSS)")
+        small_user = dovecot.new_user("benchsmall")
+        try:
+            dovecot.load(small_user, iter_corpus(args.small_n))
+            root = work / "small"
+            report.small = measure_poll(dovecot, small_user, f"sqlite:///{root / 'd.sqlite3'}",
+                                        root, "poll --once, SQLite", args.small_n)
+            shutil.rmtree(root)
+        finally:
+            dovecot.drop_user(small_user)
+    if args.big_mb:
+        _say(f"one mail with a {args.big_mb} MB attachment")
+        report.big = measure_big_attachment(dovecot, work / "big", args.big_mb)
+        shutil.rmtree(work / "big")
+    _say("IDLE notification floor")
+    report.idle = idle_floor(dovecot, min(IDLE_FLOOR_MAILS, max(args.latency_mails, 1)))
+    if args.latency_mails:
+        _say(f"latency: {args.latency_mails} mails one at a time through `complaints run`")
+        root = work / "latency"
+        report.latency = measure_latency(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}",
+                                         args.latency_mails)
+    return report
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+
+def render(report: Report, args: argparse.Namespace) -> str:
+    rows: list[tuple[str, str, str]] = []
+    n = report.n
+    rows.append(("corpus", f"{n} mails, {report.corpus_mib:.0f} MiB, loaded in "
+                 f"{report.loaded_seconds:.1f} s", ""))
+    for mode, label in (("fetch", "floor: fetch only"),
+                        ("compat32", "floor: fetch + email (compat32)"),
+                        ("modern", "floor: fetch + email (modern policy)")):
+        if mode in report.floors:
+            rows.append((label, _rate(report.floors[mode]), ""))
+    modern = report.floors.get("modern")
+    compat = report.floors.get("compat32")
+    if report.sqlite:
+        s = report.sqlite
+        rows.append(("poll --once, SQLite", _rate(s) + f"; {s.detail}", ""))
+        if modern:
+            ratio = s.rate / modern.rate
+            rows.append(("ratio SQLite / modern floor", f"{ratio:.2f}", _met(ratio >= 1.0, "≥ 1.0")))
+        if compat:
+            ratio = s.rate / compat.rate
+            rows.append(("ratio SQLite / compat32 floor", f"{ratio:.2f}",
+                         _met(ratio >= 0.5, "aim ≥ 0.5")))
+    if report.postgres and report.sqlite:
+        p = report.postgres
+        ratio = p.seconds / report.sqlite.seconds
+        rows.append(("poll --once, PostgreSQL", _rate(p), ""))
+        rows.append(("time PostgreSQL / SQLite", f"{ratio:.2f}", _met(ratio <= 1.5, "≤ 1.5")))
+    elif report.postgres_note:
+        rows.append(("poll --once, PostgreSQL", report.postgres_note, "≤ 1.5 × SQLite"))
+    if report.small and report.sqlite:
+        small, large = report.small, report.sqlite
+        ratio = large.peak_rss_mib / small.peak_rss_mib
+        rows.append((f"peak RSS, poll of {small.mails}", f"{small.peak_rss_mib:.0f} MiB", ""))
+        rows.append((f"peak RSS, poll of {large.mails}", f"{large.peak_rss_mib:.0f} MiB "
+                     f"({ratio:.2f} × the {small.mails}-mail run)", _met(ratio <= 1.2, "≤ 1.2 ×")))
+    elif report.sqlite:
+        rows.append((f"peak RSS, poll of {report.sqlite.mails}",
+                     f"{report.sqlite.peak_rss_mib:.0f} MiB", ""))
+    if report.postgres:
+        rows.append((f"peak RSS, poll of {report.postgres.mails} (PostgreSQL)",
+                     f"{report.postgres.peak_rss_mib:.0f} MiB", ""))
+    if report.big:
+        rows.append((f"peak RSS, one {args.big_mb} MB attachment",
+                     f"{report.big.peak_rss_mib:.0f} MiB ({report.big.seconds:.1f} s)",
+                     _met(report.big.peak_rss_mib < 150, "< 150 MiB")
+                     if args.big_mb >= 30 else "< 150 MiB at 30 MB"))
+    if report.idle:
+        rows.append(("Dovecot IDLE notification alone",
+                     f"p50 {percentile(report.idle, 50) * 1000:.0f} ms, p95 "
+                     f"{percentile(report.idle, 95) * 1000:.0f} ms", ""))
+    if report.latency:
+        lat = report.latency
+        rows.append(("append → ack accepted (`run`, IDLE)", describe(lat),
+                     _met(lat.p95 <= 1.0 and not lat.missing, "p95 ≤ 1 s")))
+        rows.append(("peak RSS, `complaints run`", f"{lat.peak_rss_mib:.0f} MiB", ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'measure':<{width}} | result | target |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {a:<{width}} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def _rate(t: Throughput) -> str:
+    inner = f", {t.mails / t.inner_seconds:,.0f}/s inside" if t.inner_seconds else ""
+    return (f"{t.rate:,.0f} mails/s ({t.mails} in {t.seconds:.1f} s{inner}; "
+            f"peak RSS {t.peak_rss_mib:.0f} MiB)")
+
+
+def _met(ok: bool, target: str) -> str:
+    return f"{target}: {'met' if ok else '**not met**'}"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    dovecot = _version(["dovecot", "--version"])
+    import sqlite3
+
+    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores{memory}; "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+            f"Dovecot {dovecot} on loopback")
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.split()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+def append_results(path: Path, table: str) -> None:
+    """Append a dated section; everything already in the file is kept as it is."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python -m benchmarks.run " + " ".join(sys.argv[1:])
+    section = f"\n## Run of {now}\n\n{machine()}.\n`{command.strip()}`\n\n{table}\n"
+    existing = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    path.write_text(existing.rstrip("\n") + "\n" + section, encoding="utf-8")
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="complaints-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _counting(raws: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
+    for raw in raws:
+        sizes.append(len(raw))
+        yield raw
+
+
+def _say(text: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
