@@ -62,21 +62,27 @@ class RepeatSender:
     references: tuple[str, ...]
 
 
-def open_at(end: datetime) -> ColumnElement[bool]:
+def open_at(session: Session, end: datetime) -> ColumnElement[bool]:
     """Opened before `end`, and neither resolved nor closed before it.
 
-    Written as "one of the live cases, and ...": the live cases are those unresolved now or
-    resolved or closed after `end` (three small ranges of ix_cases_status_updated,
-    ix_cases_resolved_at and ix_cases_closed_at). Whenever the lifecycle columns agree with
-    the status (a resolved case has resolved_at, a closed one closed_at) every case open at
-    `end` is among them, and the planner starts from those few ids instead of scanning
-    every case ever opened (which `opened_at < end` alone would select).
+    The live cases, those unresolved now or resolved or closed after `end`, are three small
+    ranges of ix_cases_status_updated, ix_cases_resolved_at and ix_cases_closed_at; whenever
+    the lifecycle columns agree with the status (a resolved case has resolved_at, a closed one
+    closed_at) every case open at `end` is among them. Saying so lets the planner start from
+    those few rows instead of every case ever opened, which `opened_at < end` alone selects.
+    PostgreSQL combines the three with a BitmapOr when given the OR; SQLite's planner takes
+    the opened_at range instead unless the live ids are given as a subquery (and PostgreSQL,
+    misjudging how many rows the subquery joins, loops over it), hence the two spellings.
     """
-    live = union(select(Case.id).where(Case.status.in_(UNRESOLVED_STATUSES)),
-                 select(Case.id).where(Case.resolved_at >= end),
-                 select(Case.id).where(Case.closed_at >= end))
+    if _dialect(session) == "postgresql":
+        live: ColumnElement[bool] = or_(Case.status.in_(UNRESOLVED_STATUSES),
+                                        Case.resolved_at >= end, Case.closed_at >= end)
+    else:
+        live = Case.id.in_(union(select(Case.id).where(Case.status.in_(UNRESOLVED_STATUSES)),
+                                 select(Case.id).where(Case.resolved_at >= end),
+                                 select(Case.id).where(Case.closed_at >= end)))
     return and_(
-        Case.id.in_(live),
+        live,
         Case.opened_at < end,
         or_(Case.resolved_at.is_(None), Case.resolved_at >= end),
         or_(Case.closed_at.is_(None), Case.closed_at >= end),
@@ -120,7 +126,7 @@ def new_by_category_and_priority(session: Session, start: datetime,
 
 
 def open_total(session: Session, end: datetime) -> int:
-    return _count(session, open_at(end))
+    return _count(session, open_at(session, end))
 
 
 def per_mailbox(session: Session, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
@@ -128,7 +134,7 @@ def per_mailbox(session: Session, start: datetime, end: datetime) -> dict[str, t
     new = {name: n for name, n in session.execute(
         select(Case.mailbox, func.count()).where(_opened_in(start, end)).group_by(Case.mailbox))}
     still_open = {name: n for name, n in session.execute(
-        select(Case.mailbox, func.count()).where(open_at(end)).group_by(Case.mailbox))}
+        select(Case.mailbox, func.count()).where(open_at(session, end)).group_by(Case.mailbox))}
     return {name: (int(new.get(name, 0)), int(still_open.get(name, 0)))
             for name in sorted(set(new) | set(still_open))}
 
@@ -155,21 +161,21 @@ def awaiting_staff(session: Session, end: datetime, limit: int) -> Capped:
     latest mail came after `end` is left out rather than shown with a negative age.
     """
     since = func.coalesce(Case.last_inbound_at, Case.opened_at)
-    where = [Case.status.in_(WAITING_FOR_STAFF_STATUSES), open_at(end), since < end,
+    where = [Case.status.in_(WAITING_FOR_STAFF_STATUSES), open_at(session, end), since < end,
              or_(Case.last_outbound_at.is_(None), Case.last_inbound_at > Case.last_outbound_at)]
     return _capped(session, since, where, limit)
 
 
 def overdue(session: Session, end: datetime, limit: int) -> Capped:
     """Open at the end, unanswered, and the first-response target was before the end."""
-    where = [unanswered_at(end), Case.first_response_due_at < end, open_at(end)]
+    where = [unanswered_at(end), Case.first_response_due_at < end, open_at(session, end)]
     return _capped(session, Case.first_response_due_at, where, limit)
 
 
 def due_soon(session: Session, end: datetime, until: datetime, limit: int) -> Capped:
     """Open and unanswered at the end, with the target in (end, until]."""
     where = [unanswered_at(end), Case.first_response_due_at > end,
-             Case.first_response_due_at <= until, open_at(end)]
+             Case.first_response_due_at <= until, open_at(session, end)]
     return _capped(session, Case.first_response_due_at, where, limit)
 
 
@@ -257,7 +263,7 @@ def regulator_open(session: Session, end: datetime, limit: int, tag: str = "regu
     list holds that tag (JSON writes strings in double quotes). Only the open cases are tested,
     so the LIKE runs over the open set, not the whole store.
     """
-    where = [open_at(end), cast(Case.tags, String).like(f'%"{tag}"%')]
+    where = [open_at(session, end), cast(Case.tags, String).like(f'%"{tag}"%')]
     return _capped(session, Case.opened_at, where, limit)
 
 
