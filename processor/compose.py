@@ -248,13 +248,18 @@ def compose_staff_notification(*, case_ref: str, tag_format: str, original: Pars
                                from_address: Address | str, to: Sequence[Address | str],
                                body: RenderedBody, message_id: str, loop_header_name: str,
                                loop_header_value: str, date: datetime,
-                               max_subject_chars: int = MAX_SUBJECT_CHARS) -> EmailMessage:
-    """A new-case notice to staff; automatic, so marked auto-generated like the ack is marked."""
+                               max_subject_chars: int = MAX_SUBJECT_CHARS,
+                               reply_to: str | None = None) -> EmailMessage:
+    """A new-case notice to staff; automatic, so marked auto-generated like the ack is marked.
+
+    `reply_to` is the case's signed reply address: a staff answer sent there can be verified."""
     if not to:
         raise InvalidAddress("a staff notification needs at least one recipient")
     msg = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
                                                     _their_subject(original), max_subject_chars),
                 message_id, date)
+    if reply_to:
+        msg["Reply-To"] = _mailbox(reply_to)
     msg["Auto-Submitted"] = "auto-generated"
     _finish(msg, loop_header_name, loop_header_value, body)
     return msg
@@ -321,3 +326,42 @@ def _verify_headers(msg: EmailMessage) -> None:
 
 def _address_list(msg: EmailMessage, name: str) -> list[str]:
     return [a for _, a in email.utils.getaddresses([str(v) for v in msg.get_all(name, [])])]
+
+
+def compose_case_mail(*, case_ref: str, tag_format: str, subject: str,
+                      from_address: Address | str, to: Sequence[Address | str],
+                      body: RenderedBody, message_id: str, loop_header_name: str,
+                      loop_header_value: str, date: datetime, in_reply_to: str | None = None,
+                      references: Sequence[str] = (), auto_submitted: str | None = None,
+                      reply_to: str | None = None,
+                      attachments: Sequence[tuple[str, str, bytes]] = (),
+                      max_subject_chars: int = MAX_SUBJECT_CHARS) -> EmailMessage:
+    """Any other mail about a case: a relayed staff answer, a resolution notice, a note to staff.
+
+    `auto_submitted` is None for a person's words relayed (a staff answer), "auto-generated" or
+    "auto-replied" for what the processor writes by itself. `attachments` are (filename,
+    content type, bytes); their names are cleaned like any other header text.
+    """
+    msg = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
+                                                    display_subject(subject) or subject,
+                                                    max_subject_chars), message_id, date)
+    parent = _valid_message_id(in_reply_to)
+    if parent:
+        msg["In-Reply-To"] = parent
+    refs = _references(references, parent)
+    if refs:
+        msg["References"] = " ".join(refs)
+    if reply_to:
+        msg["Reply-To"] = _mailbox(reply_to)
+    if auto_submitted:
+        msg["Auto-Submitted"] = auto_submitted
+    _finish(msg, loop_header_name, loop_header_value, body)
+    for filename, content_type, payload in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        if not maintype or not subtype or not _FIELD_NAME.match(content_type):
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(payload, maintype=maintype, subtype=subtype,
+                           filename=clean_header_text(filename, 120) or "attachment.bin")
+    if attachments:
+        _verify_headers(msg)
+    return msg

@@ -110,7 +110,7 @@ class AckSettings:
     loop_header: str = "X-Complaints-Loop"
     per_sender: int = 3
     period_hours: int = 24
-    global_per_minute: int = 60
+    global_per_minute: int = 600
     bounce_suppress_days: int = 60
     max_subject_chars: int = 180
     timezone: str = "Asia/Shanghai"

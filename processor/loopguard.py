@@ -232,7 +232,7 @@ def robot_signals(msg: ParsedMessage, ctx: LoopContext,
 class AckLimits:
     per_sender: int = 3
     period_hours: int = 24
-    global_per_minute: int = 60
+    global_per_minute: int = 600
     bounce_suppress_days: int = 60
 
     def sender_window_start(self, now: datetime) -> datetime:

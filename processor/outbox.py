@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from processor import failpoints
 from processor.config import Settings
-from processor.errors import ComplaintsError
 from processor.db import session_scope
 from processor.db.models import Case, OutboxMail, Suppression
+from processor.errors import ComplaintsError
 from processor.smtp import SendPermanent, SendTransient, SmtpSettings, next_attempt_delay, send_raw
 
 log = logging.getLogger("processor.outbox")

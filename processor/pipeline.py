@@ -11,52 +11,32 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from processor import failpoints
+from processor import casework, failpoints
 from processor.ack import AckPlan, loop_context, plan_acknowledgement
 from processor.blobstore import BlobStore
-from processor.classify import Classification, RuleSet, classify
+from processor.classify import Classification, classify
 from processor.compose import compose_staff_notification, make_message_id
-from processor.config import MailboxSettings, Settings
+from processor.context import IngestContext
 from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
 from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
 from processor.dedup import dedup_key
 from processor.errors import ComplaintsError
 from processor.imap import FetchedMail
-from processor.mail import ParsedMessage, ParseLimits, parse_message
+from processor.loopguard import robot_signals
+from processor.mail import ParsedMessage, parse_message
 from processor.outbox import queue_mail
-from processor.render import TemplateRenderer
+from processor.threading import raised_priority
 
 log = logging.getLogger("processor.pipeline")
 
 Outcome = Literal["stored", "duplicate", "quarantined", "ignored"]
-
-
-@dataclass(frozen=True, slots=True)
-class IngestContext:
-    """Everything a batch needs besides the session and the mails; built once per poll."""
-
-    settings: Settings
-    mailbox: MailboxSettings
-    folder: str
-    uidvalidity: int
-    rules: RuleSet | None = None
-    renderer: TemplateRenderer | None = None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-
-    @property
-    def limits(self) -> ParseLimits:
-        lim = self.settings.limits
-        return ParseLimits(max_depth=lim.max_depth, max_parts=lim.max_parts,
-                           max_headers=lim.max_headers, max_header_length=lim.max_header_length,
-                           max_attachments=lim.max_attachments,
-                           max_attachment_bytes=lim.max_attachment_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +49,10 @@ class MailOutcome:
 
 class Unusable(Exception):
     """The parser returned, but nothing usable remains to file the mail under."""
+
+
+class HeldForReview(Exception):
+    """A stranger's mail naming someone else's case, with the policy set to hold it."""
 
 
 def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
@@ -118,6 +102,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         return outcome
     except Exception as exc:
         reason = _describe(exc)
+        stage = "review" if isinstance(exc, HeldForReview) else stage
         log.warning("quarantining mail uid=%s from %s/%s at stage %s: %s", mail.uid,
                     ctx.mailbox.name, ctx.folder, stage, reason)
         quarantine_mail(session, store, ctx, mail, stage=stage, reason=reason)
@@ -182,8 +167,20 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     if record_copy:
         session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
     received_by = _received_by(ctx, message)
+    robot = robot_signals(message, loop_context(ctx.settings.ack,
+                                                ctx.settings.monitored_addresses()))
+    threading = casework.decide(session, ctx, message, bool(robot), now)
+    decision = threading.decision
+    if decision.action == "hold":
+        raise HeldForReview("; ".join(decision.reasons))
+    if decision.action in ("join", "reopen", "record-only") and threading.case is not None:
+        casework.apply_to_case(session, store, ctx, threading.case, stored, message, threading,
+                               now)
+        log.info("%s joins case %s as %s (%s)", message.message_id, threading.case.reference,
+                 decision.role, decision.action)
+        return MailOutcome(mail.uid, "stored", threading.case.reference), stored
     classification = classify(message, ctx.rules, received_by[0]) if ctx.rules else None
-    if classification is not None and classification.ignored:
+    if classification is not None and classification.ignored and decision.action == "new-case":
         session.flush()
         log.info("mail %s ignored by the rules; kept without a case", message.message_id)
         return MailOutcome(mail.uid, "ignored"), stored
@@ -191,16 +188,39 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     stored.case = case
     session.flush()
     add_event(session, case, "case-opened", at=now, message=stored,
-              mailbox=ctx.mailbox.name, subject=message.subject)
+              mailbox=ctx.mailbox.name, subject=message.subject, reasons=list(decision.reasons))
     if classification is not None:
         _apply_classification(session, case, classification, stored, now)
-    _acknowledge(session, ctx, case, message, stored, classification, received_by, ledger, now)
+    if threading.case is not None and decision.action in ("new-linked-case", "appeal"):
+        _link(session, case, threading.case, decision.action, stored, now)
+    _acknowledge(session, store, ctx, case, message, stored, classification, received_by,
+                 ledger, now)
     _notify_staff(session, ctx, case, message, classification, received_by, now)
     log.info("opened case %s for %s", case.reference, message.message_id)
     return MailOutcome(mail.uid, "stored", case.reference), stored
 
 
-def _acknowledge(session: Session, ctx: IngestContext, case: Case, message: ParsedMessage,
+def _link(session: Session, case: Case, old: Case, action: str, stored: Message,
+          now: datetime) -> None:
+    """A follow-up or appeal case points at the case it continues; both show the link."""
+    case.parent_case_id = old.id
+    if action == "appeal":
+        case.link_kind, case.is_appeal = "appeal", True
+        case.category = "appeal"
+        case.priority = raised_priority(old.priority)
+        if "appeal" not in (case.tags or []):
+            case.tags = [*(case.tags or []), "appeal"]
+        add_event(session, old, "appeal-opened", at=now, actor=stored.from_address or "",
+                  appeal=case.reference)
+    else:
+        case.link_kind = "follow-up"
+        add_event(session, old, "linked-case-opened", at=now, actor=stored.from_address or "",
+                  case=case.reference)
+    add_event(session, case, "linked", at=now, kind=case.link_kind, to=old.reference)
+
+
+def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                 message: ParsedMessage,
                  stored: Message, classification: Classification | None,
                  received_by: list[str], ledger: AutoReplyLedger, now: datetime) -> None:
     """Queue the acknowledgement in this transaction, or record on the case why there is none."""
@@ -226,6 +246,7 @@ def _acknowledge(session: Session, ctx: IngestContext, case: Case, message: Pars
         return
     queued = queue_mail(session, plan.message, kind="ack", recipients=[plan.recipient], now=now,
                         case=case, envelope_from=ctx.settings.smtp.envelope_sender)
+    casework.record_outgoing(session, store, case, plan.message, now)
     ledger.record(plan.recipient)
     add_event(session, case, "ack-queued", at=now, message=stored,
               message_id=queued.message_id, to=plan.recipient)
@@ -255,7 +276,8 @@ def _notify_staff(session: Session, ctx: IngestContext, case: Case, message: Par
         case_ref=case.reference, tag_format=ack.tag_format, original=message,
         from_address=received_by[0], to=list(staff.notify), body=body,
         message_id=make_message_id(ack.message_id_domain, ack.installation_id),
-        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now)
+        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now,
+        reply_to=casework.signed_reply_address(ctx, case))
     queue_mail(session, notice, kind="staff-notify", recipients=list(staff.notify), now=now,
                case=case, automatic=False, envelope_from=ctx.settings.smtp.envelope_sender)
     add_event(session, case, "staff-notified", at=now, to=list(staff.notify))
@@ -342,7 +364,7 @@ def _first(values: list[str]) -> str | None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, Unusable):
+    if isinstance(exc, Unusable | HeldForReview):
         return str(exc)
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""

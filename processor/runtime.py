@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,10 @@ from processor.blobstore import BlobStore
 from processor.classify import RulesHolder, builtin_rules_dir
 from processor.config import MailboxSettings, Settings
 from processor.db import check_schema_current, open_database
-from processor.pipeline import IngestContext
+from processor.compose import subject_tag_pattern
+from processor.context import IngestContext
+from processor.errors import ConfigError
+from processor.threading import load_appeal_phrases
 from processor.render import TemplateRenderer
 
 
@@ -27,13 +31,22 @@ class Runtime:
     renderer: TemplateRenderer | None = None
     # Set after a batch queued outgoing mail, so the sender does not wait for its next round.
     outbox_wake: threading.Event = field(default_factory=threading.Event)
+    reply_secrets: tuple[bytes, ...] = ()
+    appeal_phrases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        processing = self.settings.processing
+        self.tag_pattern = subject_tag_pattern(self.settings.ack.tag_format,
+                                               processing.case_prefix, processing.case_width)
 
     def ingest_context(self, mailbox: MailboxSettings, folder: str, uidvalidity: int,
                        clock: Callable[[], datetime] = lambda: datetime.now(UTC)
                        ) -> IngestContext:
         """A context for one batch, with the rules as they are now (a SIGHUP swaps them whole)."""
         return IngestContext(self.settings, mailbox, folder, uidvalidity,
-                             self.rules.current if self.rules else None, self.renderer, clock)
+                             self.rules.current if self.rules else None, self.renderer, clock,
+                             self.tag_pattern, self.reply_secrets,
+                             self.appeal_phrases or load_appeal_phrases())
 
 
 def load_rules(settings: Settings, renderer: TemplateRenderer) -> RulesHolder:
@@ -54,4 +67,23 @@ def open_runtime(settings: Settings, *, with_rules: bool = False,
         runtime.renderer = TemplateRenderer.with_override(settings.processing.templates_dir or None,
                                                           settings.ack.default_language)
         runtime.rules = load_rules(settings, runtime.renderer)
+        runtime.reply_secrets = reply_secrets(settings)
+        runtime.appeal_phrases = load_appeal_phrases()
     return runtime
+
+
+def reply_secrets(settings: Settings) -> tuple[bytes, ...]:
+    """The current secret of the signed reply addresses, then the previous one (rotation).
+
+    Without a secret no staff mail can ever be verified, so configuring staff without one is
+    refused at start rather than discovered when the first staff answer is ignored.
+    """
+    staff = settings.staff
+    current = staff.secret() if (staff.secret_env in os.environ or staff.secret_file) else ""
+    if (staff.addresses or staff.domains) and not current:
+        raise ConfigError("staff are configured but the reply-address secret is not set",
+                          key="staff.secret_env", source=settings.source,
+                          hint=f"export {staff.secret_env}=<a long random string> "
+                               "(or set staff.secret_file)")
+    previous = os.environ.get(staff.previous_secret_env, "") if staff.previous_secret_env else ""
+    return tuple(s.encode() for s in (current, previous) if s)

@@ -11,7 +11,7 @@ LIMITS = AckLimits()
 
 
 def test_defaults() -> None:
-    assert LIMITS == AckLimits(per_sender=3, period_hours=24, global_per_minute=60,
+    assert LIMITS == AckLimits(per_sender=3, period_hours=24, global_per_minute=600,
                                bounce_suppress_days=60)
     assert LIMITS.sender_window_start(NOW) == NOW - timedelta(hours=24)
 
@@ -31,8 +31,8 @@ def test_third_ack_in_the_period_is_the_last() -> None:
 
 
 def test_global_ceiling_per_minute() -> None:
-    decision = decide_ack((), 0, 60, None, NOW, LIMITS)
-    assert decision == AckDecision(send=False, reasons=("global-rate-limit:60-per-minute",))
+    decision = decide_ack((), 0, 600, None, NOW, LIMITS)
+    assert decision == AckDecision(send=False, reasons=("global-rate-limit:600-per-minute",))
 
 
 def test_recent_permanent_bounce_suppresses() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -78,9 +79,15 @@ class Desk:
 
 
 def make_desk(tmp_path: Path, db_url: str, dovecot: DovecotServer, smtp: SmtpSink,
+              staff: dict[str, object] | None = None, lifecycle: dict[str, object] | None = None,
               **ack: object) -> Desk:
     account = dovecot.account(dovecot.new_user("desk"))
     dep = Deployment(tmp_path, db_url, {"complaints": (account, ["complaints@example.com"])})
+    if staff is not None:
+        dep.sections["staff"] = {"secret_env": "COMPLAINTS_TEST_REPLY_SECRET", **staff}
+        os.environ["COMPLAINTS_TEST_REPLY_SECRET"] = "test-secret-for-reply-addresses"
+    if lifecycle is not None:
+        dep.sections["lifecycle"] = lifecycle
     dep.use_smtp(smtp.host, smtp.port, **ack)
     dep.upgrade()
     runtime = open_runtime(dep.settings(account.password), with_rules=True)

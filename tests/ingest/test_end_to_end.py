@@ -14,7 +14,7 @@ N = 500
 def _assert_all_ingested(dep: Deployment, account: ImapAccount, password: str) -> None:
     result = dep.command(["poll", "--once"], password)
     assert f"stored {N}" in result.stdout, result.stdout + result.stderr
-    assert dep.scalar("SELECT count(*) FROM messages") == N
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == N
     assert dep.scalar("SELECT count(*) FROM cases") == N
     assert dep.scalar("SELECT count(DISTINCT reference) FROM cases") == N
     assert dep.scalar("SELECT count(*) FROM quarantine") == 0
@@ -23,7 +23,7 @@ def _assert_all_ingested(dep: Deployment, account: ImapAccount, password: str) -
     # A second poll finds nothing new and changes nothing.
     again = dep.command(["poll", "--once"], password)
     assert "fetched 0, stored 0" in again.stdout
-    assert dep.scalar("SELECT count(*) FROM messages") == N
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == N
     assert account.count("Processed") == N
 
 

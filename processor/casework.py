@@ -1,0 +1,385 @@
+"""Mail on an existing conversation: look up the evidence for the thread decision, then apply it.
+
+`decide` gathers what the pure `processor.threading.decide_thread` needs (the case named by the
+subject tag, by In-Reply-To/References, by a signed reply address; who the sender is) with a
+few queries, only for mails that carry such evidence. `apply_to_case` carries out a decision
+that lands on an existing case: status changes, staff commands, the relay of a verified staff
+answer to the complainant, and the notes to staff. Every change is an event with its actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from processor.authresults import sender_authenticated
+from processor.blobstore import BlobStore
+from processor.compose import compose_case_mail, find_case_ref, make_message_id
+from processor.context import IngestContext
+from processor.db.models import Case, Message, OutboxMail, Suppression
+from processor.db.store import add_event, case_by_reference
+from processor.mail import ParsedMessage
+from processor.mailcommands import CommandParse, parse_commands
+from processor.outbox import queue_mail
+from processor.replyaddr import ReplyTarget, find_reply_target, make_reply_address
+from processor.threading import (
+    CaseFacts,
+    StaffVerification,
+    ThreadDecision,
+    ThreadEvidence,
+    already_reached,
+    appeal_requested,
+    apply_status_command,
+    decide_thread,
+    is_staff_address,
+    verify_staff,
+)
+
+log = logging.getLogger("processor.casework")
+
+
+@dataclass(frozen=True, slots=True)
+class Threading:
+    decision: ThreadDecision
+    case: Case | None  # the existing case the decision lands on or links to
+    verification: StaffVerification | None
+
+
+def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: bool,
+           now: datetime) -> Threading:
+    """Which case the mail belongs to; no query at all for a mail that names no case."""
+    sender = message.from_.address.lower() if message.from_ else ""
+    staff = ctx.settings.staff
+    tag_ref = find_case_ref(message.subject, ctx.tag_pattern)
+    ids = [i for i in (message.in_reply_to, *message.references) if i]
+    target = _reply_target(ctx, message)
+    sender_is_staff = is_staff_address(sender, staff) if (staff.addresses or staff.domains) \
+        else False
+    if tag_ref is None and not ids and target is None:
+        evidence = ThreadEvidence(sender=sender, sender_is_staff=sender_is_staff,
+                                  auto_submitted=robot)
+        return Threading(decide_thread(evidence, now, ctx.settings.lifecycle),
+                         None, None)
+    cases: dict[str, Case] = {}
+    tag_case = _case(session, tag_ref, cases) if tag_ref else None
+    reference_case = _case_by_message_ids(session, ids, cases)
+    target_case = _case(session, target.case_ref, cases) if target else None
+    verification = None
+    if sender_is_staff:
+        auth = sender_authenticated(message.headers.get("authentication-results", ()),
+                                    staff.trusted_authserv_ids, sender.rpartition("@")[2])
+        verification = verify_staff(True, target, auth)
+    evidence = ThreadEvidence(
+        sender=sender, tag_ref=tag_ref, tag_case=_facts(session, tag_case),
+        reference_case=_facts(session, reference_case),
+        reply_target_case=_facts(session, target_case), sender_is_staff=sender_is_staff,
+        staff_verified=bool(verification and verification.verified), auto_submitted=robot)
+    decision = decide_thread(evidence, now, ctx.settings.lifecycle,
+                             appeal_requested(message.new_text, ctx.appeal_phrases),
+                             unknown_sender_policy=staff.unknown_sender_policy)
+    landed = decision.case_ref or decision.link_to
+    return Threading(decision, cases.get(landed) if landed else None, verification)
+
+
+def _reply_target(ctx: IngestContext, message: ParsedMessage) -> ReplyTarget | None:
+    if not ctx.reply_secrets:
+        return None
+    recipients = [a.address for a in message.recipients]
+    for header in ("delivered-to", "x-original-to"):
+        recipients += list(message.headers.get(header, ()))
+    return find_reply_target(recipients, ctx.settings.monitored_addresses(), ctx.reply_secrets,
+                             ctx.settings.processing.case_prefix)
+
+
+def _case(session: Session, reference: str, cache: dict[str, Case]) -> Case | None:
+    case = case_by_reference(session, reference)
+    if case is not None:
+        cache[case.reference] = case
+    return case
+
+
+def _case_by_message_ids(session: Session, ids: list[str], cache: dict[str, Case]) -> Case | None:
+    """The case of the most recent of our stored or sent mails that the reply refers to."""
+    if not ids:
+        return None
+    ids = ids[-50:]  # a References header can be long; the newest ones decide
+    case_id = session.scalar(select(Message.case_id).where(
+        Message.message_id.in_(ids), Message.case_id.is_not(None))
+        .order_by(Message.id.desc()).limit(1))
+    if case_id is None:
+        case_id = session.scalar(select(OutboxMail.case_id).where(
+            OutboxMail.message_id.in_(ids), OutboxMail.case_id.is_not(None))
+            .order_by(OutboxMail.id.desc()).limit(1))
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is not None:
+        cache[case.reference] = case
+    return case
+
+
+def _facts(session: Session, case: Case | None) -> CaseFacts | None:
+    if case is None:
+        return None
+    participants = frozenset(a for a in session.scalars(
+        select(Message.from_address).where(
+            Message.case_id == case.id, Message.direction == "in",
+            Message.author_role.in_(("complainant", "participant"))).distinct()) if a)
+    return CaseFacts(ref=case.reference, status=case.status,
+                     complainant=case.complainant_address, participants=participants,
+                     resolved_at=case.resolved_at, closed_at=case.closed_at,
+                     is_appeal=case.is_appeal)
+
+
+# --- applying a decision to an existing case ---------------------------------------------------
+
+
+def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                  stored: Message, message: ParsedMessage, threading: Threading,
+                  now: datetime) -> None:
+    decision = threading.decision
+    sender = stored.from_address or ""
+    stored.case = case
+    stored.author_role = decision.role
+    case.updated_at = now
+    session.flush()
+    add_event(session, case, "mail-filed", at=now, actor=sender, message=stored,
+              role=decision.role, action=decision.action, reasons=list(decision.reasons))
+    if decision.role == "unverified-staff":
+        reasons = list(threading.verification.reasons) if threading.verification else []
+        log.warning("%s: unverified mail claiming to be staff %s: %s", case.reference, sender,
+                    "; ".join(reasons))
+        add_event(session, case, "unverified-staff-mail", at=now, actor=sender, message=stored,
+                  reasons=reasons)
+        _tell_staff(session, store, ctx, case, sender, "staff-unverified",
+                    {"sender": sender, "reasons": reasons}, message, now)
+        return
+    if decision.role == "staff":
+        _staff_reply(session, store, ctx, case, stored, message, decision, now)
+        return
+    # The complainant or someone already on the case.
+    if message.auto_submitted or decision.new_status is None and decision.action == "join" \
+            and "automatic mail never changes" in " ".join(decision.reasons):
+        return  # automatic mail is recorded and changes nothing
+    case.last_inbound_at = now
+    if decision.action == "reopen":
+        case.reopened_count += 1
+        add_event(session, case, "reopened", at=now, actor=sender, message=stored,
+                  **{"from": case.status})
+        set_status(session, case, "open", actor=sender, now=now, message=stored)
+    elif decision.new_status:
+        set_status(session, case, decision.new_status, actor=sender, now=now, message=stored)
+    if decision.appeal_noted:
+        add_event(session, case, "appeal-noted", at=now, actor=sender, message=stored)
+    _notify_follow_up(session, store, ctx, case, message, sender, now)
+
+
+def set_status(session: Session, case: Case, status: str, *, actor: str, now: datetime,
+               message: Message | None = None) -> None:
+    old = case.status
+    if old == status:
+        return
+    case.status = status
+    if status == "resolved":
+        case.resolved_at = now
+    elif status == "closed":
+        case.closed_at = now
+    add_event(session, case, "status-changed", at=now, actor=actor, message=message,
+              **{"from": old, "to": status})
+
+
+def _staff_reply(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                 stored: Message, message: ParsedMessage, decision: ThreadDecision,
+                 now: datetime) -> None:
+    staff = stored.from_address or ""
+    known = ctx.rules.categories.keys() if ctx.rules else ()
+    parsed: CommandParse = parse_commands(message.new_text, known)
+    if parsed.errors:
+        add_event(session, case, "commands-rejected", at=now, actor=staff, message=stored,
+                  errors=list(parsed.errors))
+        _tell_staff(session, store, ctx, case, staff, "staff-commands-rejected",
+                    {"errors": list(parsed.errors)}, message, now)
+        return
+    if decision.new_status and case.status == "new":
+        set_status(session, case, decision.new_status, actor=staff, now=now, message=stored)
+    for command in parsed.commands:
+        _apply_command(session, store, ctx, case, stored, command.name, command.value, staff, now)
+    if parsed.is_note:
+        add_event(session, case, "note", at=now, actor=staff, message=stored,
+                  text=parsed.remaining_text[:4000])
+        return
+    text = parsed.remaining_text.strip()
+    if not decision.may_relay or not text:
+        return
+    recipients = [a.address for a in message.recipients]
+    if already_reached(case.complainant_address, recipients):
+        add_event(session, case, "relay-skipped", at=now, actor=staff, message=stored,
+                  reason="the complainant was already among the recipients (reply-all)")
+        return
+    _relay(session, store, ctx, case, stored, message, text, staff, now)
+
+
+def _apply_command(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                   stored: Message, name: str, value: str, staff: str, now: datetime) -> None:
+    if name == "status":
+        change = apply_status_command(case.status, value)
+        if not change.allowed:
+            add_event(session, case, "command-refused", at=now, actor=staff, message=stored,
+                      command=name, value=value, reason=change.reason)
+            return
+        was = case.status
+        set_status(session, case, change.new_status, actor=staff, now=now, message=stored)
+        if change.new_status == "resolved" and was != "resolved":
+            _resolution_notice(session, store, ctx, case, now)
+    elif name == "assign":
+        case.assignee = value
+    elif name == "priority":
+        case.priority = value
+    elif name == "category":
+        case.category = value
+    elif name == "tag":
+        if value not in (case.tags or []):
+            case.tags = [*(case.tags or []), value]
+    if name != "note":
+        add_event(session, case, "command", at=now, actor=staff, message=stored,
+                  command=name, value=value)
+
+
+def _relay(session: Session, store: BlobStore, ctx: IngestContext, case: Case, stored: Message,
+           message: ParsedMessage, text: str, staff: str, now: datetime) -> None:
+    """The staff member's new words, sent to the complainant from the monitored address."""
+    ack = ctx.settings.ack
+    latest = session.scalars(select(Message).where(
+        Message.case_id == case.id, Message.direction == "in",
+        Message.author_role == "complainant").order_by(Message.id.desc()).limit(1)).first()
+    assert ctx.renderer is not None
+    body = ctx.renderer.render_pair("relay", case.language, {"text": text,
+                                                             "case_ref": case.reference})
+    sender = staff if ctx.settings.staff.expose_staff_address else _desk_address(ctx, case)
+    outgoing = compose_case_mail(
+        case_ref=case.reference, tag_format=ack.tag_format, subject=case.subject,
+        from_address=sender, to=[case.complainant_address], body=body,
+        message_id=make_message_id(ack.message_id_domain, ack.installation_id),
+        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now,
+        in_reply_to=latest.message_id if latest else None,
+        references=list(latest.references or []) if latest else [],
+        attachments=[(a.filename, a.content_type, a.payload) for a in message.attachments
+                     if not a.inline])
+    queued = queue_mail(session, outgoing, kind="relay", recipients=[case.complainant_address],
+                        now=now, case=case, automatic=False)
+    record_outgoing(session, store, case, outgoing, now)
+    if case.first_response_at is None:
+        case.first_response_at = now
+        add_event(session, case, "first-response", at=now, actor=staff)
+    add_event(session, case, "relayed", at=now, actor=staff, message=stored,
+              message_id=queued.message_id, to=case.complainant_address)
+
+
+def _resolution_notice(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                       now: datetime) -> None:
+    """Tell the complainant their case is resolved, and how to appeal."""
+    address = case.complainant_address
+    if _suppressed(session, address, now):
+        add_event(session, case, "resolution-notice-skipped", at=now,
+                  reason="address bounced recently")
+        return
+    ack = ctx.settings.ack
+    assert ctx.renderer is not None
+    body = ctx.renderer.render_pair("case-resolved", case.language, {
+        "case_ref": case.reference, "subject": case.subject,
+        "reopen_days": ctx.settings.lifecycle.reopen_window_days})
+    outgoing = compose_case_mail(
+        case_ref=case.reference, tag_format=ack.tag_format, subject=case.subject,
+        from_address=_desk_address(ctx, case), to=[address], body=body,
+        message_id=make_message_id(ack.message_id_domain, ack.installation_id),
+        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now,
+        auto_submitted="auto-generated")
+    queued = queue_mail(session, outgoing, kind="resolved", recipients=[address], now=now,
+                        case=case)
+    record_outgoing(session, store, case, outgoing, now)
+    add_event(session, case, "resolution-notice-queued", at=now, message_id=queued.message_id)
+
+
+def _notify_follow_up(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                      message: ParsedMessage, sender: str, now: datetime) -> None:
+    """The assignee (if an address) or the staff list hears of the complainant's new mail."""
+    staff = ctx.settings.staff
+    to = [case.assignee] if case.assignee and "@" in case.assignee else list(staff.notify)
+    if not to or ctx.renderer is None:
+        return
+    context = {"who": sender, "case_ref": case.reference, "status": case.status,
+               "priority": case.priority, "subject": message.subject, "text": message.new_text,
+               "attachments": [a.as_json() for a in message.attachments]}
+    _queue_to_staff(session, store, ctx, case, to, "staff-follow-up", context, now,
+                    kind="staff-follow-up")
+
+
+def _tell_staff(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                address: str, template: str, extra: dict[str, object],
+                message: ParsedMessage, now: datetime) -> None:
+    context = {"case_ref": case.reference, "subject": message.subject, **extra}
+    _queue_to_staff(session, store, ctx, case, [address], template, context, now,
+                    kind=template)
+
+
+def _queue_to_staff(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+                    to: list[str], template: str, context: dict[str, object], now: datetime,
+                    *, kind: str) -> None:
+    ack = ctx.settings.ack
+    assert ctx.renderer is not None
+    body = ctx.renderer.render_pair(template, ctx.settings.digest.language, context)
+    outgoing = compose_case_mail(
+        case_ref=case.reference, tag_format=ack.tag_format, subject=case.subject,
+        from_address=_desk_address(ctx, case), to=to, body=body,
+        message_id=make_message_id(ack.message_id_domain, ack.installation_id),
+        loop_header_name=ack.loop_header, loop_header_value=ack.installation_id, date=now,
+        auto_submitted="auto-generated",
+        reply_to=signed_reply_address(ctx, case))
+    queue_mail(session, outgoing, kind=kind, recipients=to, now=now, case=case, automatic=False)
+
+
+def signed_reply_address(ctx: IngestContext, case: Case) -> str | None:
+    """Where staff answer a case: only mail to this address can count as verified staff."""
+    if not ctx.reply_secrets:
+        return None
+    return make_reply_address(_desk_address(ctx, case), case.reference, ctx.reply_secrets[0])
+
+
+def _desk_address(ctx: IngestContext, case: Case) -> str:
+    try:
+        return ctx.settings.mailbox(case.mailbox).addresses[0]
+    except Exception:  # a mailbox removed from the configuration since the case was opened
+        return ctx.mailbox.addresses[0]
+
+
+def _suppressed(session: Session, address: str, now: datetime) -> bool:
+    return session.scalar(select(func.count()).select_from(Suppression).where(
+        Suppression.address == address.lower(), Suppression.until > now)) > 0
+
+
+def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: object,
+                    now: datetime) -> Message:
+    """An outgoing mail as a message on the case: in the timeline, the export, and the
+    In-Reply-To/References lookups (a reply to it threads back to the case)."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    assert isinstance(outgoing, EmailMessage)
+    raw = outgoing.as_bytes(policy=SMTP)
+    body = outgoing.get_body(("plain",))
+    row = Message(
+        case=case, dedup_key=f"out:{outgoing['Message-ID']}"[:64], direction="out",
+        author_role="system", message_id=str(outgoing["Message-ID"]),
+        in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
+        references=str(outgoing["References"] or "").split(), subject=str(outgoing["Subject"]),
+        from_address=outgoing["From"].addresses[0].addr_spec.lower(), from_name="",
+        to_addresses=[{"name": a.display_name, "address": a.addr_spec}
+                      for a in outgoing["To"].addresses],
+        cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
+        text=body.get_content() if body is not None else "",
+        new_text=body.get_content() if body is not None else "", size=len(raw),
+        raw_sha256=store.put(raw))
+    session.add(row)
+    return row

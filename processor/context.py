@@ -1,0 +1,40 @@
+"""What one batch of ingest needs besides the session and the mails: settings, rules, templates."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from processor.classify import RuleSet
+from processor.compose import subject_tag_pattern
+from processor.config import MailboxSettings, Settings
+from processor.mail import ParseLimits
+from processor.render import TemplateRenderer
+from processor.threading import DEFAULT_APPEAL_PHRASES
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """Everything a batch needs besides the session and the mails; built once per poll."""
+
+    settings: Settings
+    mailbox: MailboxSettings
+    folder: str
+    uidvalidity: int
+    rules: RuleSet | None = None
+    renderer: TemplateRenderer | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Derived once per runtime from the settings (see processor.runtime).
+    tag_pattern: re.Pattern[str] = field(default_factory=lambda: subject_tag_pattern())
+    reply_secrets: tuple[bytes, ...] = ()
+    appeal_phrases: tuple[str, ...] = DEFAULT_APPEAL_PHRASES
+
+    @property
+    def limits(self) -> ParseLimits:
+        lim = self.settings.limits
+        return ParseLimits(max_depth=lim.max_depth, max_parts=lim.max_parts,
+                           max_headers=lim.max_headers, max_header_length=lim.max_header_length,
+                           max_attachments=lim.max_attachments,
+                           max_attachment_bytes=lim.max_attachment_bytes)
