@@ -7,6 +7,7 @@ as for the desk) and reaped with wait4 for its own peak RSS.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,6 @@ def measure_poll(dovecot: Dovecot, user: str, db_url: str, root: Path, label: st
 
 
 def _env(dovecot: Dovecot) -> dict[str, str]:
-    import os
-
     return dict(os.environ, DOVECOT_TEST_PASSWORD=dovecot.password)
 
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python -m benchmarks.run [--n 10000] [--quick]
 
-Starts what it needs: the test Dovecot (scripts/dovecot-test-server), an SMTP sink in this
-process, a database of its own on the local PostgreSQL (created, then dropped). Generated mail,
-Maildirs, databases and blob stores are deleted at the end.
+Starts what it needs: a Dovecot of its own (scripts/dovecot-test-server on port 10153, stopped
+at the end), an SMTP sink in this process, a database of its own on the local PostgreSQL
+(created, then dropped). Generated mail, Maildirs, databases and blob stores are deleted at the
+end.
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         args.n, args.small_n, args.latency_mails, args.big_mb = 30, 10, 5, 2
     dovecot = Dovecot()
     dovecot.start()
-    with _workdir() as work:
-        report = run_all(dovecot, work, args)
+    try:
+        with _workdir() as work:
+            report = run_all(dovecot, work, args)
+    finally:
+        dovecot.stop()
     table = render(report, args)
     print(table)
     if not args.no_record:

@@ -1,7 +1,9 @@
 """The servers a benchmark run needs, started and cleaned up by the run itself.
 
 Dovecot is scripts/dovecot-test-server (any user name logs in with the test password; a new
-name is an empty mailbox, removed from disk by `drop_user`); SMTP is an aiosmtpd sink in this
+name is an empty mailbox, removed from disk by `drop_user`), run as an instance of its own (own
+port and state directory, stopped at the end) so that test suites restarting the shared test
+server meanwhile cannot cut a measurement short; SMTP is an aiosmtpd sink in this
 process that wakes a waiter for each acknowledgement it accepts; PostgreSQL is the local
 server, in which each run creates and drops a database of its own.
 """
@@ -32,16 +34,27 @@ APPEND_BATCH_BYTES = 16 * 1024 * 1024
 @dataclass(frozen=True)
 class Dovecot:
     host: str = LOOPBACK
-    port: int = int(os.environ.get("DOVECOT_TEST_PORT", "10143"))
-    password: str = os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret")
-    state_dir: Path = Path(os.environ.get("DOVECOT_TEST_DIR", "/tmp/complaints-dovecot"))
+    port: int = int(os.environ.get("COMPLAINTS_BENCH_DOVECOT_PORT", "10153"))
+    password: str = "test-secret"
+    state_dir: Path = Path(os.environ.get("COMPLAINTS_BENCH_DOVECOT_DIR",
+                                          "/tmp/complaints-bench-dovecot"))
+
+    def _script(self, command: str) -> None:
+        env = dict(os.environ, DOVECOT_TEST_DIR=str(self.state_dir),
+                   DOVECOT_TEST_PORT=str(self.port), DOVECOT_TEST_PASSWORD=self.password)
+        result = subprocess.run([str(REPO_ROOT / "scripts" / "dovecot-test-server"), command],
+                                env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"scripts/dovecot-test-server {command} failed:\n"
+                               f"{result.stdout}{result.stderr}")
 
     def start(self) -> None:
         """Start unless it answers already (the script returns once the port is open)."""
-        if _port_answers(self.host, self.port):
-            return
-        subprocess.run([str(REPO_ROOT / "scripts" / "dovecot-test-server"), "start"],
-                       check=True, capture_output=True, timeout=900)
+        if not _port_answers(self.host, self.port):
+            self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
 
     def new_user(self, prefix: str) -> str:
         return f"{prefix}{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,34 @@
+"""The benchmark command runs end to end on a tiny corpus and prints its table.
+
+Only that it completes is checked: the figures depend on the machine and are never asserted.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import REPO_ROOT, _pg_reachable
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
+    pytest.importorskip("aiosmtpd", reason="aiosmtpd is not installed: pip install -e '.[test]'")
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Digest\n\nkept as it was\n", encoding="utf-8")
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--results", str(results)]
+    if _pg_reachable("postgresql+psycopg://postgres@127.0.0.1:5432/postgres") is not None:
+        argv.append("--no-postgres")
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for measure in ("floor: fetch only", "poll --once, SQLite", "peak RSS",
+                    "append → ack accepted"):
+        assert measure in done.stdout
+    recorded = results.read_text(encoding="utf-8")
+    assert "## Digest\n\nkept as it was" in recorded
+    assert "## Run of " in recorded and "poll --once, SQLite" in recorded
