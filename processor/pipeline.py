@@ -215,8 +215,8 @@ def _link(session: Session, case: Case, old: Case, action: str, stored: Message,
     else:
         case.link_kind = "follow-up"
         add_event(session, old, "linked-case-opened", at=now, actor=stored.from_address or "",
-                  case=case.reference)
-    add_event(session, case, "linked", at=now, kind=case.link_kind, to=old.reference)
+                  follow_up=case.reference)
+    add_event(session, case, "linked", at=now, link_kind=case.link_kind, to=old.reference)
 
 
 def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
