@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from datetime import UTC, datetime
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from processor.config import MailboxSettings
 from processor.errors import ComplaintsError, MailboxUnavailable
 from processor.imap import MailboxConnection
 from processor.outbox import drain_outbox
+from processor.scheduler import tick
 from processor.poller import Poller, PollStats, Progress
 from processor.runtime import Runtime
 
@@ -117,6 +119,24 @@ class OutboxSender(threading.Thread):
                 log.exception("outbox: unexpected error; will retry")
 
 
+class Ticker(threading.Thread):
+    """Runs the scheduled case work every few minutes (see processor.scheduler)."""
+
+    INTERVAL_SECONDS = 300.0
+
+    def __init__(self, runtime: Runtime, stop: threading.Event) -> None:
+        super().__init__(name="scheduler", daemon=True)
+        self.runtime, self.stop = runtime, stop
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                tick(self.runtime.engine, self.runtime.settings, datetime.now(UTC))
+            except Exception:  # the next round tries again; nothing is lost by waiting
+                log.exception("scheduler: tick failed")
+            self.stop.wait(self.INTERVAL_SECONDS)
+
+
 def run_service(runtime: Runtime, stop: threading.Event) -> None:
     """Run one worker per mailbox (and the sender) until `stop` is set, then wait for them."""
     if not runtime.settings.mailboxes:
@@ -127,6 +147,7 @@ def run_service(runtime: Runtime, stop: threading.Event) -> None:
                                        for mailbox in runtime.settings.mailboxes]
     if runtime.settings.smtp.host:
         workers.append(OutboxSender(runtime, stop))
+    workers.append(Ticker(runtime, stop))
     for worker in workers:
         worker.start()
     log.info("watching %d mailbox(es): %s", len(runtime.settings.mailboxes),

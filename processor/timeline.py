@@ -72,9 +72,27 @@ def load_timeline(session: Session, reference: str) -> Timeline:
         .options(selectinload(Message.attachments)).order_by(Message.received_at, Message.id))
     events = session.scalars(select(Event).where(Event.case_id == case.id)
                              .order_by(Event.at, Event.id))
+    summary = case_summary(case)
+    summary["is_appeal"] = case.is_appeal
+    summary["links"] = _links(session, case)
     entries = [message_entry(m) for m in messages]
     entries += [TimelineEntry(e.at, e.kind, {"actor": e.actor, **(e.data or {})})
                 for e in events]
     # Messages sort before the events they caused at the same instant.
     entries.sort(key=lambda e: (e.at, e.kind != "message"))
-    return Timeline(case_summary(case), tuple(entries))
+    return Timeline(summary, tuple(entries))
+
+
+def _links(session: Session, case: Case) -> list[dict[str, str]]:
+    """The case this one continues (appeal or follow-up of), and the cases that continue it."""
+    links = []
+    if case.parent_case_id is not None:
+        parent = session.get(Case, case.parent_case_id)
+        if parent is not None:
+            links.append({"relation": f"{case.link_kind or 'linked'} of",
+                          "reference": parent.reference, "status": parent.status})
+    for child in session.scalars(select(Case).where(Case.parent_case_id == case.id)
+                                 .order_by(Case.id)):
+        links.append({"relation": f"has {child.link_kind or 'linked'}",
+                      "reference": child.reference, "status": child.status})
+    return links

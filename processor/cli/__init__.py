@@ -70,10 +70,11 @@ def _register() -> None:
         rules,
         status,
         templates,
+        tick,
     )
 
     for module in (cases, db, demo, digest, init, outbox, parse, poll, quarantine, rules, status,
-                   templates):
+                   templates, tick):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from collections.abc import Sequence
 
 import click
@@ -20,23 +21,39 @@ STATUSES = ["new", "open", "pending", "resolved", "closed"]
 
 @click.command("cases")
 @click.option("--status", type=click.Choice(STATUSES), help="Only cases in this status.")
+@click.option("--category", help="Only this category, e.g. billing.")
+@click.option("--assignee", help="Only cases assigned to this name.")
+@click.option("--appeal/--no-appeal", default=None, help="Only appeals, or no appeals.")
 @click.option("--since", help="Only cases opened on or after this date (YYYY-MM-DD).")
+@click.option("--older-than", "older_than", type=int, metavar="HOURS",
+              help="Only cases opened more than HOURS ago.")
 @click.option("--limit", type=int, default=200, show_default=True, help="At most this many rows.")
 @click.pass_context
-def cases_command(ctx: click.Context, status: str | None, since: str | None, limit: int) -> None:
+def cases_command(ctx: click.Context, status: str | None, category: str | None,
+                  assignee: str | None, appeal: bool | None, since: str | None,
+                  older_than: int | None, limit: int) -> None:
     """List cases, newest first, as a table.
 
     \b
     Example:
       complaints cases --status new --since 2026-11-01
+      complaints cases --status open --older-than 48 --category technical_fault
     """
     since_at = parse_since(since)
     runtime = runtime_from(ctx)
     query = select(Case).order_by(Case.opened_at.desc(), Case.id.desc()).limit(limit)
     if status:
         query = query.where(Case.status == status)
+    if category:
+        query = query.where(Case.category == category)
+    if assignee:
+        query = query.where(Case.assignee == assignee)
+    if appeal is not None:
+        query = query.where(Case.is_appeal.is_(appeal))
     if since_at:
         query = query.where(Case.opened_at >= since_at)
+    if older_than is not None:
+        query = query.where(Case.opened_at <= datetime.now(UTC) - timedelta(hours=older_than))
     with session_scope(runtime.engine) as session:
         echo_case_table(session.scalars(query).all())
 
@@ -87,7 +104,10 @@ def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None
     click.echo(f"{case['reference']}  [{case['status']}]  {case['subject']}")
     click.echo(f"  from {complainant['name']} <{complainant['address']}> via {case['mailbox']}")
     click.echo(f"  category {case['category'] or '-'}, priority {case['priority']}, "
-               f"tags {', '.join(case['tags']) or '-'}")  # type: ignore[arg-type]
+               f"tags {', '.join(case['tags']) or '-'}, assignee "  # type: ignore[arg-type]
+               f"{case['assignee'] or '-'}")
+    for link in case.get("links") or []:  # type: ignore[union-attr]
+        click.echo(f"  {link['relation']}: {link['reference']} [{link['status']}]")
     details = case.get("details") or {}
     if isinstance(details, dict) and details.get("details"):
         found = {k: v for k, v in details["details"].items() if v}  # type: ignore[union-attr]
