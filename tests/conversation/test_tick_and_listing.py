@@ -26,9 +26,11 @@ def test_resolved_case_closes_after_quiet_days_once(tmp_path: Path, sqlite_url: 
     now = datetime.now(UTC)
     with session_scope(desk.runtime.engine) as session:
         session.execute(update(Case).where(Case.reference == "C-000001").values(
-            status="resolved", resolved_at=now - timedelta(days=15)))
+            status="resolved", resolved_at=now - timedelta(days=15),
+            last_inbound_at=now - timedelta(days=20)))
         session.execute(update(Case).where(Case.reference == "C-000002").values(
-            status="resolved", resolved_at=now - timedelta(days=13)))
+            status="resolved", resolved_at=now - timedelta(days=13),
+            last_inbound_at=now - timedelta(days=20)))
         session.execute(update(Case).where(Case.reference == "C-000003").values(
             is_appeal=True, category="appeal"))
     assert tick(desk.runtime.engine, desk.runtime.settings, now).closed == ("C-000001",)
