@@ -65,8 +65,9 @@ class RepeatSender:
 def open_at(session: Session, end: datetime) -> ColumnElement[bool]:
     """Opened before `end`, and neither resolved nor closed before it.
 
-    The live cases, those unresolved now or resolved or closed after `end`, are three small
-    ranges of ix_cases_status_updated, ix_cases_resolved_at and ix_cases_closed_at; whenever
+    The live cases, those unresolved now or resolved or closed after `end` (but opened
+    before), are three index ranges: ix_cases_status_updated, ix_cases_resolved_opened and
+    ix_cases_closed_opened, the last two read without touching the table; whenever
     the lifecycle columns agree with the status (a resolved case has resolved_at, a closed one
     closed_at) every case open at `end` is among them. Saying so lets the planner start from
     those few rows instead of every case ever opened, which `opened_at < end` alone selects.
@@ -76,11 +77,13 @@ def open_at(session: Session, end: datetime) -> ColumnElement[bool]:
     """
     if _dialect(session) == "postgresql":
         live: ColumnElement[bool] = or_(Case.status.in_(UNRESOLVED_STATUSES),
-                                        Case.resolved_at >= end, Case.closed_at >= end)
+                                        and_(Case.resolved_at >= end, Case.opened_at < end),
+                                        and_(Case.closed_at >= end, Case.opened_at < end))
     else:
-        live = Case.id.in_(union(select(Case.id).where(Case.status.in_(UNRESOLVED_STATUSES)),
-                                 select(Case.id).where(Case.resolved_at >= end),
-                                 select(Case.id).where(Case.closed_at >= end)))
+        live = Case.id.in_(union(
+            select(Case.id).where(Case.status.in_(UNRESOLVED_STATUSES)),
+            select(Case.id).where(Case.resolved_at >= end, Case.opened_at < end),
+            select(Case.id).where(Case.closed_at >= end, Case.opened_at < end)))
     return and_(
         live,
         Case.opened_at < end,

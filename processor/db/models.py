@@ -104,7 +104,9 @@ class Case(Base):
         Index("ix_cases_resolved_at", "resolved_at"),
         Index("ix_cases_parent", "parent_case_id"),
         # The daily digest (processor/db/digest_queries.py):
-        Index("ix_cases_closed_at", "closed_at"),
+        # (time, opened_at): "open at the end of a past period" reads only the index.
+        Index("ix_cases_resolved_opened", "resolved_at", "opened_at"),
+        Index("ix_cases_closed_opened", "closed_at", "opened_at"),
         Index("ix_cases_first_response", "first_response_at", "first_response_due_at"),
         Index("ix_cases_appeal_opened", "is_appeal", "opened_at"),
     )

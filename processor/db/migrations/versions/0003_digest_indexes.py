@@ -1,4 +1,4 @@
-"""Indexes for the daily digest: closed, first-response and appeal times; events by kind.
+"""Indexes for the daily digest: resolved/closed with opening, first response, appeals, events.
 
 Revision ID: 0003
 Revises: 0002
@@ -15,7 +15,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index('ix_cases_closed_at', ['closed_at'], unique=False)
+        batch_op.create_index('ix_cases_resolved_opened', ['resolved_at', 'opened_at'],
+                              unique=False)
+        batch_op.create_index('ix_cases_closed_opened', ['closed_at', 'opened_at'], unique=False)
         batch_op.create_index('ix_cases_first_response',
                               ['first_response_at', 'first_response_due_at'], unique=False)
         batch_op.create_index('ix_cases_appeal_opened', ['is_appeal', 'opened_at'], unique=False)
