@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from processor import progress
 from processor.authresults import sender_authenticated
 from processor.blobstore import BlobStore
 from processor.compose import compose_case_mail, find_case_ref, make_message_id
@@ -173,6 +174,7 @@ def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: 
         set_status(session, case, decision.new_status, actor=sender, now=now, message=stored)
     if decision.appeal_noted:
         add_event(session, case, "appeal-noted", at=now, actor=sender, message=stored)
+    progress.maybe_progress_reply(session, store, ctx, case, message, now)
     _notify_follow_up(session, store, ctx, case, message, sender, now)
 
 
