@@ -29,7 +29,8 @@ SEED = 2026
 ZH_SUBJECTS = ("客服电话一直无法接通", "坐席态度恶劣，工号1024", "重复扣费要求退款", "通话频繁掉线",
                "个人信息被泄露，频繁接到骚扰电话", "宣传的功能根本不存在", "要求解约合同",
                "宽带安装一周仍未上门", "账单金额与套餐不符")
-ZH_LINES = ("您好，我从11月3日下午3点开始拨打客服热线，一直无法接通，已经影响到我们公司的正常业务。",
+ZH_LINES = ("您好，我从11月3日下午3点开始拨打客服热线，一直无法接通，"
+            "已经影响到我们公司的正常业务。",
             "昨天的客服工号1024态度非常差，语气生硬，问题也没有解决。希望尽快给个说法。",
             "我的账户本月被重复扣费两次，请尽快退款。订单号 A2026110300123。",
             "通话过程中每天都会掉线好几次，严重影响我们的呼叫中心运营。",
@@ -252,9 +253,9 @@ def big_attachment_mail(megabytes: int, seed: int = SEED) -> bytes:
     boundary = "=_big_attachment"
     size = megabytes * 1024 * 1024
     text = _encoded_text(_body_text(rng, "en-plain"), "us-ascii", "7bit")
-    attachment = (f"Content-Type: video/mp4; name=\"recording.mp4\"\r\n"
-                  f"Content-Disposition: attachment; filename=\"recording.mp4\"\r\n"
-                  f"Content-Transfer-Encoding: base64\r\n\r\n")
+    attachment = ("Content-Type: video/mp4; name=\"recording.mp4\"\r\n"
+                  "Content-Disposition: attachment; filename=\"recording.mp4\"\r\n"
+                  "Content-Transfer-Encoding: base64\r\n\r\n")
     head = "\r\n".join([
         f"From: Customer big <{sender(999_999)}>", f"To: {DESK}",
         "Date: Sun, 01 Nov 2026 08:00:00 +0000", f"Message-ID: <bench-big-{megabytes}@x.example>",

@@ -157,7 +157,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
         rows.append(("poll --once, SQLite", _rate(s) + f"; {s.detail}", ""))
         if modern:
             ratio = s.rate / modern.rate
-            rows.append(("ratio SQLite / modern floor", f"{ratio:.2f}", _met(ratio >= 1.0, "≥ 1.0")))
+            rows.append(("ratio SQLite / modern floor", f"{ratio:.2f}",
+                         _met(ratio >= 1.0, "≥ 1.0")))
         if compat:
             ratio = s.rate / compat.rate
             rows.append(("ratio SQLite / compat32 floor", f"{ratio:.2f}",
