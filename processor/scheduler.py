@@ -382,11 +382,12 @@ def _pending(session: Session, work: _Tick) -> None:
         .order_by(Case.updated_at, Case.id).limit(BATCH).with_for_update(skip_locked=True)))
     if not cases:
         return
-    reminded_at = dict(session.execute(
-        select(Event.case_id, func.max(Event.at)).where(
-            Event.case_id.in_([c.id for c in cases]),
-            Event.kind.in_(("pending-reminder", "pending-reminder-skipped")))
-        .group_by(Event.case_id)).tuples().all())
+    reminded_at: dict[int, datetime] = {
+        case_id: at for case_id, at in session.execute(
+            select(Event.case_id, func.max(Event.at)).where(
+                Event.case_id.in_([c.id for c in cases]),
+                Event.kind.in_(("pending-reminder", "pending-reminder-skipped")))
+            .group_by(Event.case_id))}
     for case in cases:
         rule = work.schedule.for_category(case.category)
         decision = decide_pending(quiet_since=case.updated_at, reminded_at=reminded_at.get(case.id),
