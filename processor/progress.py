@@ -62,7 +62,8 @@ _WAITING_WORDS: dict[str, dict[str, str]] = {
            "team-and-details": "我们的工作人员处理；如能补充下列信息，将有助于加快处理",
            "nobody": "无：投诉{status}"},
 }
-_NOT_YET_WORKED = {"en": "not yet: your case is in the queue", "zh": "尚未开始：您的投诉正在排队等待处理"}
+_NOT_YET_WORKED = {"en": "not yet: your case is in the queue",
+                   "zh": "尚未开始：您的投诉正在排队等待处理"}
 
 
 def _words(table: dict[str, dict[str, str]], language: str) -> dict[str, str]:

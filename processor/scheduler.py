@@ -281,7 +281,8 @@ def _close_quiet(engine: Engine, settings: Settings, now: datetime) -> tuple[str
             case.status, case.closed_at, case.updated_at = "closed", now, now
             add_event(session, case, "status-changed", at=now, actor="system",
                       reason=f"no reply for {settings.lifecycle.auto_close_days} days after "
-                             "resolution", **{"from": "resolved", "to": "closed"})
+                             "resolution",
+                      **{"from": "resolved", "to": "closed"})  # type: ignore[arg-type]
             closed.append(case.reference)
     if closed:
         log.info("closed %d resolved cases after %d quiet days", len(closed),
@@ -362,7 +363,7 @@ def _send_escalation(session: Session, work: _Tick, case: Case, target: Target) 
             mail_skipped = "no monitored address to send from"
     add_event(session, case, "escalated", at=now, breach=target.breach, reason=reason,
               deadline=target.deadline.isoformat(), to=address or None, message_id=message_id,
-              **({"mail_skipped": mail_skipped} if mail_skipped else {}))
+              mail_skipped=mail_skipped)
     work.escalated.append(f"{case.reference} {target.breach}")
     log.warning("%s escalated: %s%s", case.reference, reason,
                 f"; no mail: {mail_skipped}" if mail_skipped else "")
@@ -428,9 +429,10 @@ def _remind(session: Session, work: _Tick, case: Case, rule: CategorySchedule,
                   reasons=[blocked])
         work.skipped.append(f"{case.reference} pending-reminder: {blocked}")
         return
-    missing = (case.details or {}).get("missing") or []
+    missing = (case.details or {}).get("missing")
     context = {"case_ref": case.reference, "subject": case.subject,
-               "pending_days": rule.reminder_after_days, "missing": list(missing),
+               "pending_days": rule.reminder_after_days,
+               "missing": list(missing) if isinstance(missing, list) else [],
                "auto_resolve_days": rule.auto_resolve_after_days}
     message_id = _queue(session, work, case, [case.complainant_address], "pending-reminder",
                         case.language, context, kind="pending-reminder", automatic=True,
@@ -463,7 +465,7 @@ def _auto_resolve(session: Session, work: _Tick, case: Case, rule: CategorySched
     else:
         work.skipped.append(f"{case.reference} auto-resolved notice: {blocked}")
     add_event(session, case, "auto-resolved", at=now, reason=reason, message_id=message_id,
-              **({"notice_skipped": [blocked]} if blocked else {}))
+              notice_skipped=[blocked] if blocked else [])
     work.auto_resolved.append(case.reference)
 
 

@@ -15,7 +15,8 @@ from tests.schedule.helpers import Scene
 
 def test_progress_question_answered_once_without_internal_detail(scene: Scene) -> None:
     s = scene
-    s.round(s.mail("宽带总是断线", "家里宽带每天晚上都断线，严重影响工作。", msgid="<p1@customer.example>"))
+    s.round(s.mail("宽带总是断线", "家里宽带每天晚上都断线，严重影响工作。",
+                   msgid="<p1@customer.example>"))
     [(ack, _)] = s.texts_to(s.complainant)
     # Staff take the case and leave an internal note; neither may reach the complainant.
     s.set_case("C-000001", assignee=s.agent, status="open")
