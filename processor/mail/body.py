@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from processor.mail.charset import decode_text
@@ -18,6 +19,8 @@ from processor.mail.limits import ParseLimits
 from processor.mail.mime import Part, transfer_decode
 from processor.mail.model import Attachment
 
+# Attachments above this size are not kept decoded after parsing (see model.Attachment).
+_KEEP_DECODED = 64 * 1024
 _STUB = re.compile(
     r"html|超文本|不支持|does not support|cannot display|can't display|view (?:this|it) in",
     re.IGNORECASE,
@@ -205,13 +208,18 @@ class _Walker:
             sha256=hashlib.sha256(payload).hexdigest(),
             inline=disposition == "inline" or (not disposition and content_id is not None),
             content_id=content_id,
-            payload=payload,
+            source=_lazy_payload(self.raw, part) if len(payload) > _KEEP_DECODED else payload,
         ))
         if part.content_type in ("message/rfc822", "message/global"):
             if part.enclosed is not None:
                 found.enclosed.append(Enclosed(self.raw, part.enclosed, part.depth + 1))
             elif part.depth + 1 <= self.limits.max_depth:
                 found.enclosed.append(Enclosed(payload, None, part.depth + 1))
+
+
+def _lazy_payload(raw: bytes, part: Part) -> Callable[[], bytes]:
+    """Decode the part again when asked; the defects were recorded by the first decoding."""
+    return lambda: transfer_decode(raw, part, [], "attachment")
 
 
 def _is_stub(text: str) -> bool:
