@@ -183,3 +183,14 @@ def test_nothing_sent_for_resolved_or_closed_cases(scene: Scene) -> None:
     assert len(s.desk.outbox()) == queued
     for ref in ("C-000001", "C-000002"):
         assert not {"escalated", "pending-reminder", "auto-resolved"} & set(s.kinds(ref))
+
+
+def test_complaints_tick_command_reports_its_work(scene: Scene) -> None:
+    s = scene
+    s.round(s.mail("Wrong bill", "I was charged twice.", msgid="<t1@customer.example>"))
+    s.set_case("C-000001", first_response_due_at=datetime.now(UTC) - timedelta(minutes=1))
+    output = s.desk.deployment.command(["tick"], s.desk.desk_account.password).stdout
+    assert "escalated 1 case(s): C-000001 first-response" in output
+    assert "closed 0 case(s)" in output
+    again = s.desk.deployment.command(["tick"], s.desk.desk_account.password).stdout
+    assert "escalated 0 case(s)" in again
