@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -271,7 +273,7 @@ def _relay(session: Session, store: BlobStore, ctx: IngestContext, case: Case, s
                      if not a.inline])
     queued = queue_mail(session, outgoing, kind="relay", recipients=[case.complainant_address],
                         now=now, case=case, automatic=False)
-    record_outgoing(session, store, case, outgoing, now)
+    record_outgoing(session, store, case, outgoing, now, queued.raw)
     if case.first_response_at is None:
         case.first_response_at = now
         add_event(session, case, "first-response", at=now, actor=staff)
@@ -300,7 +302,7 @@ def _resolution_notice(session: Session, store: BlobStore, ctx: IngestContext, c
         auto_submitted="auto-generated")
     queued = queue_mail(session, outgoing, kind="resolved", recipients=[address], now=now,
                         case=case)
-    record_outgoing(session, store, case, outgoing, now)
+    record_outgoing(session, store, case, outgoing, now, queued.raw)
     add_event(session, case, "resolution-notice-queued", at=now, message_id=queued.message_id)
 
 
@@ -361,16 +363,14 @@ def _suppressed(session: Session, address: str, now: datetime) -> bool:
         Suppression.address == address.lower(), Suppression.until > now)) > 0
 
 
-def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: object,
-                    now: datetime) -> Message:
+def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: EmailMessage,
+                    now: datetime, raw: bytes | None = None) -> Message:
     """An outgoing mail as a message on the case: in the timeline, the export, and the
-    In-Reply-To/References lookups (a reply to it threads back to the case)."""
-    from email.message import EmailMessage
-    from email.policy import SMTP
-
-    assert isinstance(outgoing, EmailMessage)
-    raw = outgoing.as_bytes(policy=SMTP)
+    In-Reply-To/References lookups (a reply to it threads back to the case). `raw` is the
+    serialised mail when the caller has it already (the outbox row), to serialise only once."""
+    raw = raw if raw is not None else outgoing.as_bytes(policy=SMTP)
     body = outgoing.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
     row = Message(
         case=case, dedup_key=f"out:{outgoing['Message-ID']}"[:64], direction="out",
         author_role="system", message_id=str(outgoing["Message-ID"]),
@@ -380,8 +380,6 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: ob
         to_addresses=[{"name": a.display_name, "address": a.addr_spec}
                       for a in outgoing["To"].addresses],
         cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
-        text=body.get_content() if body is not None else "",
-        new_text=body.get_content() if body is not None else "", size=len(raw),
-        raw_sha256=store.put(raw))
+        text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw))
     session.add(row)
     return row

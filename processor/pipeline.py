@@ -246,7 +246,7 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
         return
     queued = queue_mail(session, plan.message, kind="ack", recipients=[plan.recipient], now=now,
                         case=case, envelope_from=ctx.settings.smtp.envelope_sender)
-    casework.record_outgoing(session, store, case, plan.message, now)
+    casework.record_outgoing(session, store, case, plan.message, now, queued.raw)
     ledger.record(plan.recipient)
     add_event(session, case, "ack-queued", at=now, message=stored,
               message_id=queued.message_id, to=plan.recipient)
