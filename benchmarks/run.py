@@ -15,6 +15,7 @@ import contextlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.small_n, args.latency_mails, args.big_mb = 30, 10, 5, 2
+    # SIGTERM unwinds like Ctrl-C, so the Maildirs, databases and Dovecot are still cleaned up.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     dovecot = Dovecot()
     dovecot.start()
+    load_before = os.getloadavg()[0]
     try:
         with _workdir() as work:
             report = run_all(dovecot, work, args)
@@ -75,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         dovecot.stop()
     table = render(report, args)
     print(table)
+    # Other work on the machine slows every figure down: say how busy it was.
+    load = f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    print(load)
     if not args.no_record:
-        append_results(args.results, table)
+        append_results(args.results, table, load)
         print(f"appended to {args.results}")
     return 0
 
@@ -238,11 +245,12 @@ def _version(argv: list[str]) -> str:
         return "?"
 
 
-def append_results(path: Path, table: str) -> None:
+def append_results(path: Path, table: str, load: str) -> None:
     """Append a dated section; everything already in the file is kept as it is."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:])
-    section = f"\n## Run of {now}\n\n{machine()}.\n`{command.strip()}`\n\n{table}\n"
+    section = (f"\n## Run of {now}\n\n{machine()}; {load}.\n`{command.strip()}`\n\n"
+               f"{table}\n")
     existing = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     path.write_text(existing.rstrip("\n") + "\n" + section, encoding="utf-8")
 
