@@ -131,7 +131,8 @@ class Ticker(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                tick(self.runtime.engine, self.runtime.settings, datetime.now(UTC))
+                tick(self.runtime.engine, self.runtime.settings, datetime.now(UTC),
+                     renderer=self.runtime.renderer, store=self.runtime.store)
             except Exception:  # the next round tries again; nothing is lost by waiting
                 log.exception("scheduler: tick failed")
             self.stop.wait(self.INTERVAL_SECONDS)

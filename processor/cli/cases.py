@@ -11,6 +11,7 @@ import click
 from sqlalchemy import select
 
 from processor.cli.case_export import CASE_COMMANDS
+from processor.cli.case_status import CASE_STATUS_COMMANDS
 from processor.cli.common import local_time, parse_since, runtime_from
 from processor.db import session_scope
 from processor.db.models import Case
@@ -131,7 +132,7 @@ def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None
                        + (f": {extra}" if extra else ""))
 
 
-for _command in CASE_COMMANDS:
+for _command in (*CASE_COMMANDS, *CASE_STATUS_COMMANDS):
     case_group.add_command(_command)
 
 COMMANDS = [cases_command, case_group]
