@@ -51,9 +51,12 @@ def digest_command(ctx: click.Context, day: str | None, length: str, output: str
                            cfg.timezone, parse_period_length(length))
     now = datetime.now(UTC)
     if period.end > now:
-        ends = period.local(period.end)
-        click.echo(f"note: the period ends in the future ({ends:%Y-%m-%d %H:%M}); "
-                   "figures so far", err=True)
+        ends = f"{period.local(period.end):%Y-%m-%d %H:%M} ({period.zone})"
+        if send:
+            # Sending now would record this date as sent and block the full digest later.
+            raise ComplaintsError(f"the period ends at {ends}, which has not come yet",
+                                  hint="send after it, or give an earlier --date")
+        click.echo(f"note: the period ends at {ends}; figures so far", err=True)
     runtime = runtime_from(ctx)
     with session_scope(runtime.engine) as session:
         digest = collect_digest(session, settings, period.start, period.end)

@@ -62,7 +62,7 @@ def test_sent_once_per_date_unless_forced(desk: Engine, tmp_path: Path,
         assert runs[0].outbox_id == session.scalar(select(func.max(OutboxMail.id)))
 
     # Another date is another digest.
-    code, output = _run(config, "--send", "--date", "2026-11-29")
+    code, output = _run(config, "--send", "--date", "2026-11-27")
     assert code == 0, output
     assert len(smtp_server.wait_for(3)) == 3
 
@@ -109,5 +109,9 @@ def test_printing_json_and_errors(desk: Engine, tmp_path: Path) -> None:
     assert code == 1 and "not a period length" in output
     code, output = _run(config, "--force")
     assert code == 1 and "--send" in output
+    code, output = _run(config, "--send", "--date", "2999-01-01")
+    assert code == 1 and "has not come yet" in output
+    code, output = _run(config, "--date", "2999-01-01", "--format", "json")
+    assert code == 0 and "figures so far" in output
     with session_scope(desk) as session:
         assert session.scalar(select(func.count()).select_from(DigestRun)) == 0
