@@ -190,6 +190,10 @@ def set_status(session: Session, case: Case, status: str, *, actor: str, now: da
         case.resolved_at = now
     elif status == "closed":
         case.closed_at = now
+    elif old in ("resolved", "closed"):
+        # Reopened: the case is open again for every figure; the earlier resolution stays in
+        # the history as its status-changed event.
+        case.resolved_at = case.closed_at = None
     add_event(session, case, "status-changed", at=now, actor=actor, message=message,
               **{"from": old, "to": status})
 

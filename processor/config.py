@@ -238,7 +238,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 def load_settings(path: str | os.PathLike[str] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the TOML file (explicit, $COMPLAINTS_CONFIG, or a default location) and the environment."""
+    """Read the TOML file (given, $COMPLAINTS_CONFIG, or a default place) and the environment."""
     environ = os.environ if environ is None else environ
     chosen = path or environ.get("COMPLAINTS_CONFIG")
     data: dict[str, Any] = {}
@@ -298,7 +298,8 @@ def _mailboxes(raw: Any, source: str, environ: Mapping[str, str]) -> tuple[Mailb
     tables: dict[str, Mapping[str, Any]] = dict(raw)
     # Mailboxes may also be declared from the environment alone (containers):
     # COMPLAINTS_MAILBOXES=complaints,brand2 then COMPLAINTS_MAILBOX_COMPLAINTS_HOST=...
-    for name in filter(None, (n.strip() for n in environ.get("COMPLAINTS_MAILBOXES", "").split(","))):
+    declared = environ.get("COMPLAINTS_MAILBOXES", "")
+    for name in filter(None, (n.strip() for n in declared.split(","))):
         tables.setdefault(name, {})
     result = []
     for name, table in tables.items():

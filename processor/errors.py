@@ -4,7 +4,7 @@
     ├── ConfigError                 a configuration key is missing or wrong (names key and file)
     ├── RulesError                  a rule file is invalid (carries every problem found)
     ├── TemplateError               a mail template cannot be loaded or rendered
-    ├── SchemaOutOfDate             the database schema is behind the code: run `complaints db upgrade`
+    ├── SchemaOutOfDate             the schema is behind the code: `complaints db upgrade`
     ├── NotFound                    a case, quarantine entry or outbox mail does not exist
     └── MailboxError                the IMAP server refused or dropped us
         └── MailboxUnavailable      cannot connect or lost the connection (retry later)

@@ -1,4 +1,4 @@
-"""The loop: fetch new mail in batches, file it in one transaction per batch, then act on the server.
+"""The loop: fetch new mail in batches, file each batch in one transaction, then act on the server.
 
 Order of operations for every batch, which is what makes the "never lose a mail" promise:
   1. fetch with BODY.PEEK[] (nothing changes on the server);
@@ -217,7 +217,7 @@ class Poller:
         self._act_on_server(connection, outcomes)
         return len(outcomes)
 
-    # -- bookkeeping --------------------------------------------------------------------------------
+    # -- bookkeeping ------------------------------------------------------------------------
     def _start_run(self) -> int:
         with session_scope(self.engine) as session:
             run = PollRun(mailbox=self.mailbox.name, started_at=self.clock())

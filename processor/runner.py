@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import UTC, datetime
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from processor.config import MailboxSettings
 from processor.errors import ComplaintsError, MailboxUnavailable
 from processor.imap import MailboxConnection
 from processor.outbox import drain_outbox
-from processor.scheduler import tick
 from processor.poller import Poller, PollStats, Progress
 from processor.runtime import Runtime
+from processor.scheduler import tick
 
 log = logging.getLogger("processor.runner")
 

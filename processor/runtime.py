@@ -13,13 +13,13 @@ from sqlalchemy import Engine
 
 from processor.blobstore import BlobStore
 from processor.classify import RulesHolder, builtin_rules_dir
-from processor.config import MailboxSettings, Settings
-from processor.db import check_schema_current, open_database
 from processor.compose import subject_tag_pattern
+from processor.config import MailboxSettings, Settings
 from processor.context import IngestContext
+from processor.db import check_schema_current, open_database
 from processor.errors import ConfigError
-from processor.threading import load_appeal_phrases
 from processor.render import TemplateRenderer
+from processor.threading import load_appeal_phrases
 
 
 @dataclass

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime
-from datetime import UTC, datetime
 
 from tests.acknowledge.conftest import Desk
 
 
-def complaint(sender: str, subject: str, body: str, *, charset: str = "utf-8",
-              message_id: str = "<c1@customer.example>", extra: str = "") -> bytes:
+SENT = datetime(2026, 11, 3, 7, 4, tzinfo=UTC)
+
+
+def complaint(
+    sender: str,
+    subject: str,
+    body: str,
+    *,
+    charset: str = "utf-8",
+    message_id: str = "<c1@customer.example>",
+    extra: str = "",
+) -> bytes:
     encoded_subject = Header(subject, charset).encode()
-    return (f"From: {sender}\r\nTo: complaints@example.com\r\nSubject: {encoded_subject}\r\n"
-            f"Message-ID: {message_id}\r\nDate: {format_datetime(datetime(2026, 11, 3, 7, 4, tzinfo=UTC))}\r\n"
-            f"MIME-Version: 1.0\r\n{extra}Content-Type: text/plain; charset={charset}\r\n"
-            "Content-Transfer-Encoding: 8bit\r\n\r\n").encode("ascii") + body.encode(charset)
+    return (
+        f"From: {sender}\r\nTo: complaints@example.com\r\nSubject: {encoded_subject}\r\n"
+        f"Message-ID: {message_id}\r\nDate: {format_datetime(SENT)}\r\n"
+        f"MIME-Version: 1.0\r\n{extra}Content-Type: text/plain; charset={charset}\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+    ).encode("ascii") + body.encode(charset)
 
 
 def test_chinese_technical_fault_ack_asks_for_missing_details(desk: Desk) -> None:
     sender = desk.complainant()
     body = "你们的系统最近总是卡顿，通话经常掉线，我的客户都打不进来。请尽快处理。秘密内容XYZ"
-    desk.deliver(complaint(sender, "系统卡顿，通话掉线", body, charset="gbk",
-                           message_id="<zh-1@customer.example>"))
+    desk.deliver(
+        complaint(
+            sender, "系统卡顿，通话掉线", body, charset="gbk", message_id="<zh-1@customer.example>"
+        )
+    )
     desk.poll()
     assert desk.send().sent == 1
     [ack] = desk.inbox_of(sender)
@@ -48,8 +63,14 @@ def test_chinese_technical_fault_ack_asks_for_missing_details(desk: Desk) -> Non
 
 def test_english_agent_conduct_ack(desk: Desk) -> None:
     sender = desk.complainant()
-    desk.deliver(complaint(sender, "Rude agent", "The agent was rude and hung up on me. "
-                           "I expect an apology.", message_id="<en-1@customer.example>"))
+    desk.deliver(
+        complaint(
+            sender,
+            "Rude agent",
+            "The agent was rude and hung up on me. I expect an apology.",
+            message_id="<en-1@customer.example>",
+        )
+    )
     desk.poll()
     desk.send()
     [ack] = desk.inbox_of(sender)
@@ -65,11 +86,15 @@ def test_english_agent_conduct_ack(desk: Desk) -> None:
 
 def test_header_injection_through_subject_and_display_name(desk: Desk) -> None:
     sender = desk.complainant()
-    raw = (f"From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <{sender}>\r\n"
-           "To: complaints@example.com\r\n"
-           "Subject: =?utf-8?q?Help=0D=0ABcc:_victim2@evil.example=0D=0AX-Evil:_1?="
-           + " very long" * 60 + "\r\n"
-           "Message-ID: <inj-1@customer.example>\r\n\r\nplease help\r\n").encode()
+    raw = (
+        f"From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <{sender}>\r\n"
+        "To: complaints@example.com\r\n"
+        "Subject: =?utf-8?q?Help=0D=0ABcc:_victim2@evil.example=0D=0AX-Evil:_1?="
+        + " very long"
+        * 60
+        + "\r\n"
+        "Message-ID: <inj-1@customer.example>\r\n\r\nplease help\r\n"
+    ).encode()
     desk.deliver(raw)
     desk.poll()
     desk.send()

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import select
 
 from processor.ack import loop_context

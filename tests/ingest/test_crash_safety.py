@@ -28,10 +28,12 @@ def _finish(dep: Deployment, account: ImapAccount) -> None:
     assert account.count("Processed") == N
 
 
-@pytest.mark.parametrize("point", ["mid-batch:75", "before-commit:2", "after-commit:3",
-                                   "after-move:3"])
-def test_killed_at_a_failpoint_then_restarted(deployment: Deployment, imap_account: ImapAccount,
-                                              point: str) -> None:
+@pytest.mark.parametrize(
+    "point", ["mid-batch:75", "before-commit:2", "after-commit:3", "after-move:3"]
+)
+def test_killed_at_a_failpoint_then_restarted(
+    deployment: Deployment, imap_account: ImapAccount, point: str
+) -> None:
     deployment.processing["batch_size"] = 50
     deployment.write()
     imap_account.append("INBOX", make_mails(N))
@@ -44,13 +46,20 @@ def test_killed_at_a_failpoint_then_restarted(deployment: Deployment, imap_accou
 def _run_with_failpoint(dep: Deployment, account: ImapAccount, point: str) -> int:
     env = dep.env(account.password)
     env["COMPLAINTS_FAILPOINT"] = point
-    proc = subprocess.run([sys.executable, "-m", "processor", "poll", "--once"], env=env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor", "poll", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode
 
 
-def test_killed_from_outside_at_several_moments(deployment: Deployment,
-                                                imap_account: ImapAccount) -> None:
+def test_killed_from_outside_at_several_moments(
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     """SIGKILL sent by another process whenever the store has grown past a threshold."""
     deployment.processing["batch_size"] = 20
     deployment.write()
@@ -59,7 +68,9 @@ def test_killed_from_outside_at_several_moments(deployment: Deployment,
         proc = deployment.popen(["poll", "--once"], imap_account.password)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") or 0) >= threshold:
+            if (
+                deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") or 0
+            ) >= threshold:
                 break
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -27,8 +27,9 @@ def _assert_all_ingested(dep: Deployment, account: ImapAccount, password: str) -
     assert account.count("Processed") == N
 
 
-def test_500_mails_from_dovecot_become_500_cases(deployment: Deployment,
-                                                 imap_account: ImapAccount) -> None:
+def test_500_mails_from_dovecot_become_500_cases(
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     assert imap_account.append("INBOX", make_mails(N)) == N
     _assert_all_ingested(deployment, imap_account, imap_account.password)
     # Every raw mail is kept byte for byte in the content-addressed store.
@@ -37,12 +38,12 @@ def test_500_mails_from_dovecot_become_500_cases(deployment: Deployment,
     assert not [p for p in blobs if p.name.startswith(".tmp")]
 
 
-def test_500_mails_from_pymap(tmp_path: Path, sqlite_url: str,
-                              pymap_server: PymapServer) -> None:
+def test_500_mails_from_pymap(tmp_path: Path, sqlite_url: str, pymap_server: PymapServer) -> None:
     """The same end-to-end run against a second IMAP implementation."""
     pymap_server.reset()
-    dep = Deployment(tmp_path, sqlite_url,
-                     {"complaints": (pymap_server, ["complaints@example.com"])}).write()
+    dep = Deployment(
+        tmp_path, sqlite_url, {"complaints": (pymap_server, ["complaints@example.com"])}
+    ).write()
     dep.upgrade()
     assert pymap_server.append("INBOX", make_mails(N, seed=11)) == N
     _assert_all_ingested(dep, pymap_server, pymap_server.password)

@@ -10,19 +10,26 @@ from tests.deployment import Deployment
 from tests.mailgen import make_mail, make_mails
 from tests.servers import DovecotServer, ImapAccount
 
-TO_AND_CC_OURS = (b"From: Li Wei <liwei@qq.com>\r\nTo: complaints@example.com\r\n"
-                  b"Cc: service@brand2.example\r\nSubject: both of you\r\n"
-                  b"Message-ID: <both-1@qq.com>\r\nDate: Mon, 02 Nov 2026 10:00:00 +0800\r\n"
-                  b"\r\nSame complaint to both addresses.\r\n")
+TO_AND_CC_OURS = (
+    b"From: Li Wei <liwei@qq.com>\r\nTo: complaints@example.com\r\n"
+    b"Cc: service@brand2.example\r\nSubject: both of you\r\n"
+    b"Message-ID: <both-1@qq.com>\r\nDate: Mon, 02 Nov 2026 10:00:00 +0800\r\n"
+    b"\r\nSame complaint to both addresses.\r\n"
+)
 
 
 def test_same_mail_in_two_monitored_mailboxes_is_one_message_on_one_case(
-        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer) -> None:
+    tmp_path: Path, sqlite_url: str, dovecot: DovecotServer
+) -> None:
     first, second = dovecot.account(), dovecot.account()
-    dep = Deployment(tmp_path, sqlite_url, {
-        "complaints": (first, ["complaints@example.com"]),
-        "brand2": (second, ["service@brand2.example"]),
-    }).write()
+    dep = Deployment(
+        tmp_path,
+        sqlite_url,
+        {
+            "complaints": (first, ["complaints@example.com"]),
+            "brand2": (second, ["service@brand2.example"]),
+        },
+    ).write()
     dep.upgrade()
     # Each server copy gets its own trace header, as a real MTA would add.
     first.append("INBOX", [b"Delivered-To: complaints@example.com\r\n" + TO_AND_CC_OURS])
@@ -32,15 +39,17 @@ def test_same_mail_in_two_monitored_mailboxes_is_one_message_on_one_case(
     assert "brand2: fetched 1, stored 0, duplicates 1" in result.stdout
     assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == 1
     assert dep.scalar("SELECT count(*) FROM cases") == 1
-    assert json.loads(str(dep.scalar("SELECT received_by FROM messages WHERE direction = 'in'"))) == [
-        "complaints@example.com", "service@brand2.example"]
+    assert json.loads(
+        str(dep.scalar("SELECT received_by FROM messages WHERE direction = 'in'"))
+    ) == ["complaints@example.com", "service@brand2.example"]
     assert dep.scalar("SELECT count(*) FROM message_copies") == 2
     assert first.count("INBOX") == second.count("INBOX") == 0
     dep.close()
 
 
-def test_seen_and_flags_set_by_people_change_nothing(deployment: Deployment,
-                                                     imap_account: ImapAccount) -> None:
+def test_seen_and_flags_set_by_people_change_nothing(
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     deployment.processing["after_processing"] = "flag"
     deployment.write()
     imap_account.append("INBOX", make_mails(2, seed=3), flags=[b"\\Seen"])
@@ -59,8 +68,9 @@ def test_seen_and_flags_set_by_people_change_nothing(deployment: Deployment,
     assert "fetched 0" in again.stdout
 
 
-def test_uidvalidity_change_rescans_without_doubling(deployment: Deployment,
-                                                     imap_account: ImapAccount) -> None:
+def test_uidvalidity_change_rescans_without_doubling(
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     folder = "Complaints"
     deployment.processing["after_processing"] = "flag"
     deployment.write()
@@ -82,11 +92,15 @@ def test_uidvalidity_change_rescans_without_doubling(deployment: Deployment,
 
 
 def test_oversized_and_unusable_mail_is_quarantined_and_the_poll_goes_on(
-        deployment: Deployment, imap_account: ImapAccount) -> None:
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     deployment.processing["max_message_bytes"] = 20_000
     deployment.write()
-    big = (b"From: a@example.org\r\nTo: complaints@example.com\r\nSubject: big\r\n\r\n"
-           + b"x" * 30_000 + b"\r\n")
+    big = (
+        b"From: a@example.org\r\nTo: complaints@example.com\r\nSubject: big\r\n\r\n"
+        + b"x" * 30_000
+        + b"\r\n"
+    )
     no_sender = b"Subject: who am I\r\nTo: complaints@example.com\r\n\r\nno From header\r\n"
     imap_account.append("INBOX", [make_mail(1), big, no_sender, make_mail(2)])
     result = deployment.command(["poll", "--once"], imap_account.password)
@@ -97,16 +111,21 @@ def test_oversized_and_unusable_mail_is_quarantined_and_the_poll_goes_on(
     listing = deployment.command(["quarantine", "list"], imap_account.password).stdout
     assert "size-limit" in listing and "no sender address" in listing
     # The raw bytes are kept exactly: `show --raw` gives back what the server held.
-    raw_back = [deployment.command_bytes(["quarantine", "show", str(i), "--raw"],
-                                         imap_account.password) for i in (1, 2)]
+    raw_back = [
+        deployment.command_bytes(["quarantine", "show", str(i), "--raw"], imap_account.password)
+        for i in (1, 2)
+    ]
     assert sorted(raw_back) == sorted([big, no_sender])
-    shown = [deployment.command(["quarantine", "show", str(i)], imap_account.password).stdout
-             for i in (1, 2)]
+    shown = [
+        deployment.command(["quarantine", "show", str(i)], imap_account.password).stdout
+        for i in (1, 2)
+    ]
     assert sorted("over the limit" in text for text in shown) == [False, True]
     sender_less = 1 if "no sender" in shown[0] else 2
     status = deployment.command(["status"], imap_account.password).stdout
     assert "quarantine   2 held" in status and "quarantined 2" in status
     # Retrying the sender-less mail still fails: it stays held and the command says so.
-    retry = deployment.command(["quarantine", "retry", str(sender_less)], imap_account.password,
-                               check=False)
+    retry = deployment.command(
+        ["quarantine", "retry", str(sender_less)], imap_account.password, check=False
+    )
     assert retry.returncode == 1 and "still failing" in retry.stdout

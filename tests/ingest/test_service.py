@@ -27,15 +27,20 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(deployment: Deployment,
-                                                             imap_account: ImapAccount) -> None:
+def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(
+    deployment: Deployment, imap_account: ImapAccount
+) -> None:
     proc = deployment.popen(["run"], imap_account.password)
     try:
-        wait_until(lambda: deployment.scalar("SELECT count(*) FROM poll_runs") or 0,
-                   what="the first poll")
+        wait_until(
+            lambda: deployment.scalar("SELECT count(*) FROM poll_runs") or 0, what="the first poll"
+        )
         imap_account.append("INBOX", make_mails(1))
-        wait_until(lambda: deployment.scalar("SELECT count(*) FROM cases") == 1, timeout=30,
-                   what="the case from the new mail")
+        wait_until(
+            lambda: deployment.scalar("SELECT count(*) FROM cases") == 1,
+            timeout=30,
+            what="the case from the new mail",
+        )
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
@@ -44,22 +49,37 @@ def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(deployment: Deploy
 
 
 def test_dovecot_restart_mid_batch_loses_and_doubles_nothing(
-        deployment: Deployment, imap_account: ImapAccount, dovecot: DovecotServer) -> None:
+    deployment: Deployment, imap_account: ImapAccount, dovecot: DovecotServer
+) -> None:
     n = 500
     deployment.processing["batch_size"] = 10
     deployment.write()
     imap_account.append("INBOX", make_mails(n))
     proc = deployment.popen(["run"], imap_account.password)
     try:
-        wait_until(lambda: (deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") or 0) >= 60,
-                   what="ingest to be under way")
+        wait_until(
+            lambda: (
+                (deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") or 0)
+                >= 60
+            ),
+            what="ingest to be under way",
+        )
         dovecot.restart()
-        wait_until(lambda: deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
-                   and imap_account.count("INBOX") == 0, timeout=180, what="the backlog")
+        wait_until(
+            lambda: (
+                deployment.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+                and imap_account.count("INBOX") == 0
+            ),
+            timeout=180,
+            what="the backlog",
+        )
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
-    assert deployment.scalar("SELECT count(DISTINCT dedup_key) FROM messages WHERE direction = 'in'") == n
+    assert (
+        deployment.scalar("SELECT count(DISTINCT dedup_key) FROM messages WHERE direction = 'in'")
+        == n
+    )
     assert deployment.scalar("SELECT count(*) FROM cases") == n
     assert imap_account.count("Processed") == n
     outages = stderr.count("retrying with backoff")
