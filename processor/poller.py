@@ -156,6 +156,17 @@ class Poller:
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
+        try:
+            outcomes = self._file(connection, ctx, batch, mails, oversized, sizes)
+        except BaseException:
+            self.store.discard()  # the transaction rolled back: its staged files go too
+            raise
+        failpoints.reach("after-commit")
+        return sorted(outcomes, key=lambda o: o.uid)
+
+    def _file(self, connection: MailboxConnection, ctx: IngestContext, batch: list[int],
+              mails: list[FetchedMail], oversized: list[int],
+              sizes: dict[int, int]) -> list[MailOutcome]:
         with session_scope(self.engine) as session:
             outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop)
             if len(outcomes) == len(mails):
@@ -170,8 +181,7 @@ class Poller:
             # The bytes must be durable before the commit that lets us touch the server copy.
             self.store.sync()
             failpoints.reach("before-commit")
-        failpoints.reach("after-commit")
-        return sorted(outcomes, key=lambda o: o.uid)
+        return outcomes
 
     def _quarantine_oversized(self, session: object, connection: MailboxConnection,
                               ctx: IngestContext, uid: int, size: int) -> MailOutcome:

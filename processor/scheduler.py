@@ -257,6 +257,7 @@ def tick(engine: Engine, settings: Settings, now: datetime, *,
             _escalate(session, work, breach)
     with session_scope(engine) as session:
         _pending(session, work)
+        work.store.sync()  # the mails recorded on the cases are durable before the commit
     closed = _close_quiet(engine, settings, now)
     result = TickResult(closed, tuple(work.escalated), tuple(work.reminded),
                         tuple(work.auto_resolved), tuple(work.skipped))
