@@ -416,3 +416,34 @@ def test_quoted_replies_add_only_their_new_text(
         if e["kind"] == "message" and e["direction"] == "in"
     ]
     assert messages[-1]["new_text"].strip() == new_text
+
+
+def test_invalid_command_changes_nothing_and_note_is_never_relayed(talk: Conversation) -> None:
+    c = talk
+    c.round(c.mail(c.complainant, "Bill", "Charged twice.", msgid="<n1@customer.example>"))
+    signed = signed_address(c)
+    before = len(c.mails_to(c.complainant))
+    c.round(c.mail(c.agent, "Re: [C-000001] Bill", "#stauts pending\nPlease send the invoice.",
+                   to=signed, msgid="<n2@desk.example.com>", extra=AUTH_PASS + "\r\n"))
+    assert c.desk.case("C-000001").status == "new"
+    assert "commands-rejected" in c.kinds("C-000001")
+    [told] = [m for m in c.mails_to(c.agent) if "C-000001" in m["Subject"]]
+    assert "stauts" in told.get_body(("plain",)).get_content()  # what was wrong
+    c.round(c.mail(c.agent, "Re: [C-000001] Bill", "#note\n#assign li.wei\nCustomer is a VIP.",
+                   to=signed, msgid="<n3@desk.example.com>", extra=AUTH_PASS + "\r\n"))
+    case = c.desk.case("C-000001")
+    assert case.assignee == "li.wei"
+    notes = [d for k, d in c.desk.events("C-000001") if k == "note"]
+    assert notes and "VIP" in str(notes[0]["text"])
+    assert len(c.mails_to(c.complainant)) == before  # neither mail reached the complainant
+
+
+def test_reply_all_that_reached_the_complainant_is_not_relayed_twice(talk: Conversation) -> None:
+    c = talk
+    c.round(c.mail(c.complainant, "Bill", "Charged twice.", msgid="<r1@customer.example>"))
+    signed = signed_address(c)
+    c.round(c.mail(c.agent, "Re: [C-000001] Bill", "We refunded you today.",
+                   to=f"{signed}, {c.complainant}", msgid="<r2@desk.example.com>",
+                   extra=AUTH_PASS + "\r\n"))
+    assert "relay-skipped" in c.kinds("C-000001") and "relayed" not in c.kinds("C-000001")
+    assert not [m for m in c.desk.outbox() if m.kind == "relay"]
