@@ -1,9 +1,10 @@
 """The servers a benchmark run needs, started and cleaned up by the run itself.
 
 Dovecot is scripts/dovecot-test-server (any user name logs in with the test password; a new
-name is an empty mailbox, removed from disk by `drop_user`), run as an instance of its own (own
-port and state directory, stopped at the end) so that test suites restarting the shared test
-server meanwhile cannot cut a measurement short; SMTP is an aiosmtpd sink in this
+name is an empty mailbox, removed from disk by `drop_user`), run as an instance of this run
+alone (a free port, a fresh state directory, stopped and removed at the end) so that neither
+test suites restarting the shared test server nor another benchmark run can cut a measurement
+short; SMTP is an aiosmtpd sink in this
 process that wakes a waiter for each acknowledgement it accepts; PostgreSQL is the local
 server, in which each run creates and drops a database of its own.
 """
@@ -16,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -33,11 +35,15 @@ APPEND_BATCH_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Dovecot:
+    port: int
+    state_dir: Path
     host: str = LOOPBACK
-    port: int = int(os.environ.get("COMPLAINTS_BENCH_DOVECOT_PORT", "10153"))
     password: str = "test-secret"
-    state_dir: Path = Path(os.environ.get("COMPLAINTS_BENCH_DOVECOT_DIR",
-                                          "/tmp/complaints-bench-dovecot"))
+
+    @classmethod
+    def private(cls) -> Dovecot:
+        """An instance for this run alone: a free port and a fresh state directory."""
+        return cls(free_port(), Path(tempfile.mkdtemp(prefix="complaints-bench-dovecot-")))
 
     def _script(self, command: str) -> None:
         env = dict(os.environ, DOVECOT_TEST_DIR=str(self.state_dir),
@@ -53,8 +59,12 @@ class Dovecot:
         if not _port_answers(self.host, self.port):
             self._script("start")
 
-    def stop(self) -> None:
-        self._script("stop")
+    def stop_and_remove(self) -> None:
+        """Stop this instance and delete its state directory, Maildirs included."""
+        try:
+            self._script("stop")
+        finally:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def new_user(self, prefix: str) -> str:
         return f"{prefix}{uuid.uuid4().hex[:10]}"
