@@ -13,7 +13,7 @@ import email.utils
 import re
 import secrets
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -200,18 +200,6 @@ def ack_subject(tag: str, subject: str, max_chars: int = MAX_SUBJECT_CHARS) -> s
 
 
 # --- which details the team asks for, per category (the templates word the questions)
-
-ACK_DETAILS: Mapping[str, tuple[str, ...]] = {
-    "technical-fault": ("time", "frequency", "scenario", "impact", "expected_resolution"),
-    "agent-conduct": ("time", "agent_id", "what_was_said", "expected_resolution"),
-}
-DEFAULT_DETAILS: tuple[str, ...] = ("expected_resolution",)
-
-
-def missing_details(category: str, present: Collection[str]) -> tuple[str, ...]:
-    """The details asked for in `category` that the complaint did not already give, in order."""
-    return tuple(d for d in ACK_DETAILS.get(category, DEFAULT_DETAILS) if d not in present)
-
 
 def ack_context(*, case_ref: str, subject: str, category_label: str,
                 first_answer_by: datetime | str, sla_hours: int, missing: Sequence[str],

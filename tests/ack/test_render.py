@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.compose import ack_context, missing_details
+from processor.compose import ack_context
 from processor.errors import TemplateError
 from processor.mail.model import Address, Attachment
 from processor.render import TemplateRenderer, builtin_templates_dir, format_when
@@ -16,10 +16,15 @@ CST = timezone(timedelta(hours=8))
 WHEN = datetime(2024, 6, 3, 14, 30, tzinfo=CST)
 
 
-def ack(category: str, present: set[str], subject: str = "My internet is down") -> dict:
+TECHNICAL = ("time", "frequency", "scenario", "impact", "expected_resolution")
+CONDUCT_WITHOUT_TIME = ("agent_id", "what_was_said", "expected_resolution")
+OTHER = ("expected_resolution",)
+
+
+def ack(missing: tuple[str, ...], subject: str = "My internet is down") -> dict:
+    # `missing` comes from the classification (the rules' `needs` per category).
     return ack_context(case_ref="C-000123", subject=subject, category_label="Technical fault",
-                       first_answer_by=WHEN, sla_hours=24,
-                       missing=missing_details(category, present))
+                       first_answer_by=WHEN, sla_hours=24, missing=missing)
 
 
 @pytest.fixture()
@@ -34,7 +39,7 @@ def test_builtin_dir_and_names(renderer: TemplateRenderer) -> None:
 
 
 def test_english_technical_fault_asks_the_four_questions(renderer: TemplateRenderer) -> None:
-    body = renderer.render_pair("ack-default", "en", ack("technical-fault", set()))
+    body = renderer.render_pair("ack-default", "en", ack(TECHNICAL))
     for question in ("When did this happen", "How often", "In which situation",
                      "What impact", "What resolution"):
         assert question in body.text and question in (body.html or "")
@@ -46,7 +51,7 @@ def test_english_technical_fault_asks_the_four_questions(renderer: TemplateRende
 
 
 def test_chinese_agent_conduct_asks_its_own_questions(renderer: TemplateRenderer) -> None:
-    body = renderer.render_pair("ack-default", "zh-CN", ack("agent-conduct", {"time"}))
+    body = renderer.render_pair("ack-default", "zh-CN", ack(CONDUCT_WITHOUT_TIME))
     assert "工号" in body.text and "通话中具体说了什么" in body.text
     assert "您希望我们如何解决" in body.text
     assert "什么时候发生" not in body.text  # already given
@@ -55,21 +60,16 @@ def test_chinese_agent_conduct_asks_its_own_questions(renderer: TemplateRenderer
     assert body.html is not None and '<html lang="zh">' in body.html
 
 
-def test_every_category_asks_for_the_expected_resolution() -> None:
-    assert missing_details("billing", set()) == ("expected_resolution",)
-    assert missing_details("billing", {"expected_resolution"}) == ()
-
-
 def test_unknown_language_falls_back_to_the_default(renderer: TemplateRenderer) -> None:
     assert "Thank you for contacting us" in renderer.render_pair(
-        "ack-default", "fr", ack("other", set())).text
+        "ack-default", "fr", ack(OTHER)).text
     zh_default = TemplateRenderer.with_override(None, default_language="zh")
-    assert "感谢您与我们联系" in zh_default.render_pair("ack-default", "de", ack("x", set())).text
+    assert "感谢您与我们联系" in zh_default.render_pair("ack-default", "de", ack(OTHER)).text
 
 
 def test_html_is_escaped_and_has_no_remote_content(renderer: TemplateRenderer) -> None:
     body = renderer.render_pair("ack-default", "en",
-                                ack("other", set(), subject='<img src="http://evil/x">'))
+                                ack(OTHER, subject='<img src="http://evil/x">'))
     assert body.html is not None
     assert "<img" not in body.html and "&lt;img" in body.html
     assert "http" not in body.html.replace("&#34;http://evil/x&#34;", "")
@@ -79,7 +79,7 @@ def test_html_is_escaped_and_has_no_remote_content(renderer: TemplateRenderer) -
 def test_ack_echoes_nothing_but_the_subject(renderer: TemplateRenderer) -> None:
     # The ack context has no field for the complaint's text, and StrictUndefined means a template
     # cannot reach for one: referring to `text` is an error, not silently empty.
-    context = ack("other", set())
+    context = ack(OTHER)
     assert "text" not in context
     for language in ("en", "zh"):
         body = renderer.render_pair("ack-default", language, context)
@@ -102,10 +102,10 @@ def test_staff_notification_lists_text_details_attachments(renderer: TemplateRen
 def test_override_directory_wins_per_file(tmp_path: Path) -> None:
     (tmp_path / "ack-default.en.txt.j2").write_text("Custom {{ case_ref }}\n", encoding="utf-8")
     renderer = TemplateRenderer.with_override(tmp_path)
-    body = renderer.render_pair("ack-default", "en", ack("other", set()))
+    body = renderer.render_pair("ack-default", "en", ack(OTHER))
     assert body.text == "Custom C-000123\n"
     assert body.html is not None and "Thank you" in body.html  # not overridden: built-in
-    assert "Custom" not in renderer.render_pair("ack-default", "zh", ack("x", set())).text
+    assert "Custom" not in renderer.render_pair("ack-default", "zh", ack(OTHER)).text
 
 
 def test_text_only_template_has_no_html(tmp_path: Path) -> None:
