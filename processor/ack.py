@@ -51,10 +51,14 @@ def loop_context(settings: AckSettings, monitored: frozenset[str]) -> LoopContex
 def plan_acknowledgement(*, message: ParsedMessage, case_ref: str, from_address: str,
                          classification: Classification | None, rules: RuleSet | None,
                          settings: AckSettings, renderer: TemplateRenderer, loop: LoopContext,
-                         counts: AckCounts, now: datetime) -> AckPlan:
+                         counts: AckCounts, now: datetime,
+                         robot_reasons: tuple[str, ...] | None = None) -> AckPlan:
+    """`robot_reasons`: the loop guard's verdict when the caller has it already."""
     if not settings.enabled:
         return AckPlan(None, None, ("acknowledgements-disabled",))
-    decision = decide_ack(robot_signals(message, loop), counts.sender_recent,
+    if robot_reasons is None:
+        robot_reasons = robot_signals(message, loop)
+    decision = decide_ack(robot_reasons, counts.sender_recent,
                           counts.global_last_minute, counts.sender_bounced_at, now,
                           ack_limits(settings))
     if not decision.send or message.from_ is None:

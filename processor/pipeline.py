@@ -194,7 +194,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     if threading.case is not None and decision.action in ("new-linked-case", "appeal"):
         _link(session, case, threading.case, decision.action, stored, now)
     _acknowledge(session, store, ctx, case, message, stored, classification, received_by,
-                 ledger, now)
+                 ledger, now, robot)
     _notify_staff(session, ctx, case, message, classification, received_by, now)
     log.info("opened case %s for %s", case.reference, message.message_id)
     return MailOutcome(mail.uid, "stored", case.reference), stored
@@ -222,7 +222,8 @@ def _link(session: Session, case: Case, old: Case, action: str, stored: Message,
 def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
                  message: ParsedMessage,
                  stored: Message, classification: Classification | None,
-                 received_by: list[str], ledger: AutoReplyLedger, now: datetime) -> None:
+                 received_by: list[str], ledger: AutoReplyLedger, now: datetime,
+                 robot: tuple[str, ...]) -> None:
     """Queue the acknowledgement in this transaction, or record on the case why there is none."""
     if ctx.renderer is None:
         return
@@ -233,7 +234,7 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
             message=message, case_ref=case.reference, from_address=received_by[0],
             classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
             loop=loop_context(ack, ctx.settings.monitored_addresses()),
-            counts=ledger.counts(sender), now=now)
+            counts=ledger.counts(sender), now=now, robot_reasons=robot)
     except ComplaintsError as exc:
         # The complaint is filed either way; a mail we cannot safely compose (an address that
         # fails validation, a broken template) is simply not sent, and the case says why.
