@@ -141,6 +141,7 @@ def test_whole_conversation_with_appeal(talk: Conversation) -> None:
             to=signed,
             msgid="<s1@desk.example.com>",
             extra=AUTH_PASS + "\r\n",
+            attachment=("guide.png", b"\x89PNG-guide"),
         )
     )
     case = c.desk.case("C-000001")
@@ -149,6 +150,9 @@ def test_whole_conversation_with_appeal(talk: Conversation) -> None:
     assert len(relayed) == 1
     text = relayed[0].get_body(("plain",)).get_content()
     assert "请提供出现问题的具体时间和截图" in text
+    [sent_attachment] = list(relayed[0].iter_attachments())  # the staff attachment goes along
+    assert sent_attachment.get_filename() == "guide.png"
+    assert sent_attachment.get_content() == b"\x89PNG-guide"
     assert "#status" not in text and "系统总是卡顿" not in text  # commands and quote removed
     assert c.agent not in relayed[0].as_string()  # the staff address is not exposed
     assert relayed[0]["In-Reply-To"] == "<m1@customer.example>"
