@@ -30,5 +30,25 @@ def dedup_key(raw: bytes, message: ParsedMessage) -> str:
     ))
     digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass"))
     digest.update(b"\0")
-    digest.update(raw[body_offset(raw):].replace(b"\r\n", b"\n"))
+    _update_normalised(digest, memoryview(raw)[body_offset(raw):])
     return digest.hexdigest()
+
+
+_CHUNK = 1024 * 1024
+
+
+def _update_normalised(digest: hashlib._Hash, body: memoryview) -> None:
+    """Hash `body` with CRLF read as LF, a megabyte at a time.
+
+    The same bytes as hashing `body.replace(b"\r\n", b"\n")`, without two whole copies of
+    the body (a 40 MB mail would otherwise cost 80 MB more at its peak). A CR that ends a chunk
+    is held back until the next chunk shows whether an LF follows it.
+    """
+    carry = b""
+    for start in range(0, len(body), _CHUNK):
+        chunk = carry + bytes(body[start:start + _CHUNK])
+        carry = b""
+        if chunk.endswith(b"\r"):
+            chunk, carry = chunk[:-1], b"\r"
+        digest.update(chunk.replace(b"\r\n", b"\n"))
+    digest.update(carry)
