@@ -85,6 +85,7 @@ class CaseBuilder:
                                                   content_type=content_type, size=len(payload),
                                                   sha256=sha))
             session.add(row)
+            self.store.sync()  # staged files go into place before the commit, as ingest does
 
     def outbox(self, case_id: int, raw: bytes, message_id: str, *,
                at: datetime | None = None) -> None:

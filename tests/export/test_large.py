@@ -69,15 +69,17 @@ def large_case(tmp_path: Path) -> Iterator[Deployment]:
              ("营业厅监控.mp4", "video/mp4", *_write_blob(blobs, 2))]
     raw = make_mail("录音和视频证据", "见附件。", message_id="<large@example.cn>")
     engine = open_database(dep.db_url)
+    store = BlobStore(blobs)
     with session_scope(engine) as session:
         case = Case(reference="C-000500", mailbox="complaints", complainant_address="a@b.cn",
                     subject="录音和视频证据", opened_at=T0, updated_at=T0)
         message = Message(case=case, dedup_key="large", direction="in", author_role="complainant",
                           message_id="<large@example.cn>", received_at=T0, size=len(raw),
-                          raw_sha256=BlobStore(blobs).put(raw))
+                          raw_sha256=store.put(raw))
         message.attachments = [Attachment(filename=name, stored_name=sha, sha256=sha, size=size,
                                           content_type=ctype) for name, ctype, sha, size in parts]
         session.add_all([case, message])
+        store.sync()
     engine.dispose()
     try:
         yield dep
