@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from processor.errors import ConfigError
+from processor.mail.limits import ParseLimits
 
 DEFAULT_CONFIG_PATHS = ("complaints.toml", "/etc/complaints/complaints.toml")
 ENV_PREFIX = "COMPLAINTS_"
@@ -59,18 +60,6 @@ class ProcessingSettings:
     reconnect_max_seconds: int = 300
     rules_dir: str = ""
     templates_dir: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LimitsSettings:
-    """Parser limits against hostile mail; see processor.mail.ParseLimits."""
-
-    max_depth: int = 20
-    max_parts: int = 500
-    max_headers: int = 1000
-    max_header_length: int = 64 * 1024
-    max_attachments: int = 200
-    max_attachment_bytes: int = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +189,8 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
-    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    # The parser's own bounds, configured as they are (see processor.mail.limits).
+    limits: ParseLimits = field(default_factory=ParseLimits)
     smtp: SmtpServerSettings = field(default_factory=SmtpServerSettings)
     ack: AckSettings = field(default_factory=AckSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
@@ -226,7 +216,7 @@ _SECTIONS: dict[str, type] = {
     "database": DatabaseSettings,
     "storage": StorageSettings,
     "processing": ProcessingSettings,
-    "limits": LimitsSettings,
+    "limits": ParseLimits,
     "smtp": SmtpServerSettings,
     "ack": AckSettings,
     "staff": StaffSettings,

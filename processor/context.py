@@ -33,8 +33,4 @@ class IngestContext:
 
     @property
     def limits(self) -> ParseLimits:
-        lim = self.settings.limits
-        return ParseLimits(max_depth=lim.max_depth, max_parts=lim.max_parts,
-                           max_headers=lim.max_headers, max_header_length=lim.max_header_length,
-                           max_attachments=lim.max_attachments,
-                           max_attachment_bytes=lim.max_attachment_bytes)
+        return self.settings.limits

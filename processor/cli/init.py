@@ -40,6 +40,9 @@ max_headers = 1000
 max_header_length = 65536
 max_attachments = 200
 max_attachment_bytes = 52428800
+max_text_chars = 1000000
+max_html_bytes = 2097152
+max_detect_bytes = 65536
 
 # One table per monitored mailbox; add more for other addresses or brands.
 [mailbox.complaints]
