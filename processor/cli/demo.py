@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -107,8 +108,9 @@ def demo_command(workdir: Path) -> None:
     (workdir / "complaints.toml").write_text(
         f'[database]\nurl = "{settings.database.url}"\n\n'
         f'[storage]\ndata_dir = "{settings.storage.data_dir}"\n', encoding="utf-8")
+    command = sys.argv[0] if sys.argv[0].endswith("complaints") else "complaints"
     click.echo(f"\n{queued} outgoing mails not sent. Explore the cases with:\n"
-               f"  complaints -c {workdir.name}/complaints.toml case show C-000001")
+               f"  {command} -c {workdir.name}/complaints.toml case show C-000001")
 
 
 COMMANDS = [demo_command]
