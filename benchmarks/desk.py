@@ -1,7 +1,7 @@
 """A throw-away deployment of the desk for one measured run, and child processes measured alone.
 
-Every measured run is its own process (the real `complaints` CLI, or a floor script), waited
-for with wait4 so its peak RSS is the kernel's figure for that process, not the driver's.
+Every measured run is its own process (the real `complaints` CLI, or a floor script), run under
+benchmarks.peak so its peak RSS is that process's own VmHWM, not the driver's.
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ class Measured:
 
 def start_child(argv: Sequence[str], env: dict[str, str], workdir: Path,
                 name: str) -> tuple[subprocess.Popen[bytes], float]:
+    """Start `argv`; a `python -m MODULE` command runs under benchmarks.peak (see there)."""
+    argv = list(argv)
+    if argv[1:2] == ["-m"]:
+        argv[1:3] = ["-m", "benchmarks.peak", str(workdir / f"{name}.peak"), argv[2]]
     out = open(workdir / f"{name}.out", "wb")  # noqa: SIM115 - closed by finish_child
     err = open(workdir / f"{name}.err", "wb")  # noqa: SIM115
     started = time.monotonic()
@@ -52,11 +56,15 @@ def start_child(argv: Sequence[str], env: dict[str, str], workdir: Path,
 
 def finish_child(proc: subprocess.Popen[bytes], started: float, workdir: Path,
                  name: str) -> Measured:
-    """Reap the child with wait4: its own rusage, hence its own peak RSS."""
+    """Reap the child; its peak RSS is the VmHWM it wrote at exit (rusage as a fallback,
+    which may include the driver's own peak: see benchmarks.peak)."""
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode,
+    peak_file = workdir / f"{name}.peak"
+    peak_kib = int(peak_file.read_text()) if peak_file.exists() else usage.ru_maxrss
+    peak_file.unlink(missing_ok=True)
+    return Measured(seconds, peak_kib / 1024, proc.returncode,
                     (workdir / f"{name}.out").read_text("utf-8", "replace"),
                     (workdir / f"{name}.err").read_text("utf-8", "replace"))
 
