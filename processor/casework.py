@@ -147,7 +147,6 @@ def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: 
     stored.case = case
     stored.author_role = decision.role
     case.updated_at = now
-    session.flush()
     add_event(session, case, "mail-filed", at=now, actor=sender, message=stored,
               role=decision.role, action=decision.action, reasons=list(decision.reasons))
     if decision.role == "unverified-staff":

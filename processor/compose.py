@@ -8,6 +8,7 @@ that it carries exactly the headers and recipients we meant (see `_verify_header
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import email.utils
 import re
@@ -301,8 +302,12 @@ def _references(theirs: Sequence[str], parent: str | None) -> list[str]:
 
 
 def _verify_headers(msg: EmailMessage) -> None:
-    """Serialise and re-parse: the same header names and recipients, or we refuse to send."""
-    reparsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    """Serialise and re-read the header block: the same header names and recipients, or we
+    refuse to send. Only the headers are re-read (with the fast compat32 parser): the body
+    cannot add a header, and a full modern-policy parse per outgoing mail cost more than
+    composing it."""
+    wire = msg.as_bytes()
+    reparsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(wire)
     intended = [k.lower() for k in msg.keys()]
     if [k.lower() for k in reparsed.keys()] != intended or any(
             "\r" in str(v) or "\n" in str(v) for v in msg.values()):

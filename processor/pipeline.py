@@ -181,12 +181,10 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
         return MailOutcome(mail.uid, "stored", threading.case.reference), stored
     classification = classify(message, ctx.rules, received_by[0]) if ctx.rules else None
     if classification is not None and classification.ignored and decision.action == "new-case":
-        session.flush()
         log.info("mail %s ignored by the rules; kept without a case", message.message_id)
         return MailOutcome(mail.uid, "ignored"), stored
     case = _open_case(session, ctx, message, now)
     stored.case = case
-    session.flush()
     add_event(session, case, "case-opened", at=now, message=stored,
               mailbox=ctx.mailbox.name, subject=message.subject, reasons=list(decision.reasons))
     if classification is not None:
