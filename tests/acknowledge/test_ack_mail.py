@@ -79,7 +79,8 @@ def test_english_agent_conduct_ack(desk: Desk) -> None:
     assert ack["Subject"] == f"[{case.reference}] Rude agent"
     text = ack.get_body(("plain",)).get_content()
     assert "agent" in text.lower() and "number" in text.lower()  # asks for the agent number
-    assert "expect" not in text.lower() or "resolution" not in text.lower() or True
+    assert "What resolution would you like" not in text  # "I expect an apology" said it
+    assert "hung up on me" not in text  # nothing of the complaint is echoed
     kinds = [kind for kind, _ in desk.events(case.reference)]
     assert kinds[:3] == ["case-opened", "classified", "ack-queued"]
 
