@@ -28,7 +28,7 @@ from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
 
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
