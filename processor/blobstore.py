@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -50,6 +51,32 @@ class BlobStore:
             raise
         self._pending[target] = Path(tmp_name)
         return digest
+
+    def put_stream(self, pieces: Iterable[bytes], sha256: str, size: int) -> str:
+        """Stage bytes given in pieces whose SHA-256 and size are known beforehand.
+
+        For an attachment decoded a piece at a time (`Attachment.chunks()`): it is never held
+        whole, and not decoded at all when the store has it already. The bytes are hashed as
+        they are written; if they are not what `sha256` says, nothing is staged.
+        """
+        target = self.path_for(sha256)
+        if target in self._pending or self._complete(target, size):
+            return sha256
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for piece in pieces:
+                    digest.update(piece)
+                    handle.write(piece)
+            if digest.hexdigest() != sha256:
+                raise ValueError(f"bytes given for blob {sha256} hash to {digest.hexdigest()}")
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        self._pending[target] = Path(tmp_name)
+        return sha256
 
     @staticmethod
     def _complete(target: Path, size: int) -> bool:

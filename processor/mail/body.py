@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from processor.mail.charset import decode_text
 from processor.mail.headers import parse_params
 from processor.mail.html import html_to_text
 from processor.mail.limits import ParseLimits
-from processor.mail.mime import Part, transfer_decode
+from processor.mail.mime import Part, transfer_decode, transfer_decode_pieces
 from processor.mail.model import Attachment
 
 # Attachments above this size are not kept decoded after parsing (see model.Attachment).
 _KEEP_DECODED = 64 * 1024
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
 _STUB = re.compile(
     r"html|超文本|不支持|does not support|cannot display|can't display|view (?:this|it) in",
     re.IGNORECASE,
@@ -191,8 +192,8 @@ class _Walker:
             self.defects.append(f"attachment: {_safe_name(filename or '')!r} larger than "
                                 f"{limit} bytes skipped")
             return
-        payload = transfer_decode(self.raw, part, self.defects, "attachment")
-        if len(payload) > limit:
+        size, sha256, payload = self._decoded(part)
+        if size > limit:
             self.defects.append(f"attachment: {_safe_name(filename or '')!r} larger than "
                                 f"{limit} bytes skipped")
             return
@@ -201,25 +202,49 @@ class _Walker:
             name = f"attachment-{self.attachment_count}" + _EXTENSIONS.get(part.content_type,
                                                                            ".bin")
         content_id = (part.get("content-id") or "").strip().strip("<>").strip() or None
+        lazy = size > _KEEP_DECODED
+        if payload is None and not lazy:
+            payload = transfer_decode(self.raw, part, [], "attachment")
         found.attachments.append(Attachment(
             filename=name,
             content_type=part.content_type,
-            size=len(payload),
-            sha256=hashlib.sha256(payload).hexdigest(),
+            size=size,
+            sha256=sha256,
             inline=disposition == "inline" or (not disposition and content_id is not None),
             content_id=content_id,
-            source=_lazy_payload(self.raw, part) if len(payload) > _KEEP_DECODED else payload,
+            source=_lazy_payload(self.raw, part) if lazy else payload or b"",
+            pieces=_lazy_pieces(self.raw, part) if lazy else None,
         ))
-        if part.content_type in ("message/rfc822", "message/global"):
+        if part.content_type in _MESSAGE_TYPES:
             if part.enclosed is not None:
                 found.enclosed.append(Enclosed(self.raw, part.enclosed, part.depth + 1))
-            elif part.depth + 1 <= self.limits.max_depth:
+            elif part.depth + 1 <= self.limits.max_depth and payload is not None:
                 found.enclosed.append(Enclosed(payload, None, part.depth + 1))
+
+    def _decoded(self, part: Part) -> tuple[int, str, bytes | None]:
+        """Size and SHA-256 of the decoded body, and the decoded bytes unless it is large.
+
+        A large body is hashed a piece at a time: its whole decoded copy would be the biggest
+        thing in memory while the mail is parsed (30 MB for a 30 MB recording). A forwarded
+        mail is always decoded whole, since it is parsed in turn.
+        """
+        if part.body_end - part.body_start <= _KEEP_DECODED or part.content_type in _MESSAGE_TYPES:
+            payload = transfer_decode(self.raw, part, self.defects, "attachment")
+            return len(payload), hashlib.sha256(payload).hexdigest(), payload
+        digest, size = hashlib.sha256(), 0
+        for piece in transfer_decode_pieces(self.raw, part, self.defects, "attachment"):
+            digest.update(piece)
+            size += len(piece)
+        return size, digest.hexdigest(), None
 
 
 def _lazy_payload(raw: bytes, part: Part) -> Callable[[], bytes]:
     """Decode the part again when asked; the defects were recorded by the first decoding."""
     return lambda: transfer_decode(raw, part, [], "attachment")
+
+
+def _lazy_pieces(raw: bytes, part: Part) -> Callable[[], Iterator[bytes]]:
+    return lambda: transfer_decode_pieces(raw, part, [], "attachment")
 
 
 def _is_stub(text: str) -> bool:

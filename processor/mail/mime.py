@@ -1,7 +1,9 @@
 """MIME structure: a tree of parts located by offsets into the raw bytes, and transfer decoding.
 
 Parts never copy the message: each keeps (start, end) offsets into the one raw buffer, so a
-30 MB attachment costs only its decoded bytes, and only if someone asks for them.
+30 MB attachment costs only its decoded bytes, and only if someone asks for them; and
+`transfer_decode_pieces` hands those over a megabyte at a time, to hash or store them without
+holding them whole.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from processor.mail.headers import parse_params, split_header_block
@@ -16,6 +19,9 @@ from processor.mail.limits import ParseLimits
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _SAFE_HEADER_BLOCK = 1024 * 1024  # headers beyond a megabyte are an attack, not a mail
+_DECODE_PIECE = 1024 * 1024  # encoded bytes per piece of transfer_decode_pieces
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_ALPHABET)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +195,7 @@ def transfer_decode(raw: bytes, part: Part, defects: list[str], where: str) -> b
         return bytes(view)
     token = cte.split(";")[0].strip().strip('"')
     if "base64" in token:
-        if token != "base64":
-            defects.append(f"{where}: transfer encoding {cte[:30]!r} read as base64")
+        _note_base64_variant(cte, token, defects, where)
         return _base64(view, defects, where)
     if "quoted" in token:
         if token != "quoted-printable":
@@ -203,6 +208,61 @@ def transfer_decode(raw: bytes, part: Part, defects: list[str], where: str) -> b
         return _uudecode(bytes(view), defects, where)
     defects.append(f"{where}: unknown transfer encoding {cte[:30]!r}, body kept as is")
     return bytes(view)
+
+
+def transfer_decode_pieces(raw: bytes, part: Part, defects: list[str], where: str,
+                           piece: int = _DECODE_PIECE) -> Iterator[bytes]:
+    """The bytes of `transfer_decode`, the same defects included, in pieces of about `piece`
+    encoded bytes.
+
+    Only a base64 body larger than a piece is cut (large attachments are base64 in practice);
+    anything else comes as one piece. A piece ends with a line after which the base64
+    characters so far make whole groups of four, and no '=' may come before the last piece:
+    then each piece decodes on its own to exactly its share of what the whole would give
+    (binascii skips other characters, and only '=' can end the decoding early). When that
+    cannot be had, the body is decoded whole.
+    """
+    cte = (part.get("content-transfer-encoding") or "").strip().lower()
+    token = cte.split(";")[0].strip().strip('"')
+    spans = (_base64_spans(raw, part.body_start, part.body_end, piece)
+             if "base64" in token else None)
+    if spans is None:
+        yield transfer_decode(raw, part, defects, where)
+        return
+    _note_base64_variant(cte, token, defects, where)
+    view = memoryview(raw)
+    for start, end in spans[:-1]:
+        yield binascii.a2b_base64(view[start:end])
+    start, end = spans[-1]
+    yield _base64(view[start:end], defects, where)
+
+
+def _base64_spans(raw: bytes, start: int, end: int,
+                  piece: int) -> list[tuple[int, int]] | None:
+    """Where to cut base64 text for `transfer_decode_pieces`; None to decode it whole."""
+    spans: list[tuple[int, int]] = []
+    while end - start > piece:
+        cut = raw.find(b"\n", start + piece, end) + 1
+        if cut == 0:
+            break
+        characters = len(raw[start:cut].translate(None, _NOT_BASE64))
+        while characters % 4:  # lines that end inside a group of four: take the next one in
+            following = raw.find(b"\n", cut, end) + 1
+            if following == 0:
+                return None
+            characters += len(raw[cut:following].translate(None, _NOT_BASE64))
+            cut = following
+        spans.append((start, cut))
+        start = cut
+    if not spans or raw.find(b"=", spans[0][0], start) >= 0:
+        return None
+    spans.append((start, end))
+    return spans
+
+
+def _note_base64_variant(cte: str, token: str, defects: list[str], where: str) -> None:
+    if token != "base64":
+        defects.append(f"{where}: transfer encoding {cte[:30]!r} read as base64")
 
 
 def _base64(view: memoryview, defects: list[str], where: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -30,7 +30,8 @@ class Attachment:
     The parser does not keep decoded bytes: `source` is either the bytes or a function that
     decodes them again from the raw mail when `payload` is read. A batch of parsed mails then
     costs their raw bytes only, not a second, decoded copy of every attachment (base64
-    decoding is cheap; holding a 200-mail batch's attachments twice is not).
+    decoding is cheap; holding a 200-mail batch's attachments twice is not). `chunks()` gives
+    the same bytes in pieces, so a large attachment can be stored without a whole decoded copy.
     """
 
     filename: str
@@ -40,11 +41,20 @@ class Attachment:
     inline: bool
     content_id: str | None
     source: bytes | Callable[[], bytes] = field(default=b"", repr=False, compare=False)
+    # For a lazy attachment: decodes it again in pieces (see `chunks`).
+    pieces: Callable[[], Iterator[bytes]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def payload(self) -> bytes:
         """The decoded bytes (decoded on each read when the attachment is lazy)."""
         return self.source() if callable(self.source) else self.source
+
+    def chunks(self) -> Iterator[bytes]:
+        """The decoded bytes in pieces (under a megabyte each for a large base64 attachment)."""
+        if self.pieces is not None:
+            yield from self.pieces()
+        else:
+            yield self.payload
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -15,6 +15,7 @@ from processor.blobstore import BlobStore
 from processor.config import MailboxSettings, settings_from_mapping
 from processor.errors import ConfigError, MailboxError
 from processor.imap import MailboxConnection
+from processor.mail import parse_message
 from tests.deployment import Deployment
 from tests.servers import ImapAccount
 
@@ -233,3 +234,34 @@ def test_fetch_range_bytes_is_zero_or_a_sensible_size() -> None:
     assert whole.mailboxes[0].fetch_range_bytes == 0
     with pytest.raises(ConfigError, match="fetch_range_bytes"):
         settings_from_mapping({"mailbox": {"c": {**mailbox, "fetch_range_bytes": 100}}})
+
+
+def test_a_large_attachment_is_stored_from_its_pieces_as_put_would_store_it(
+    tmp_path: Path
+) -> None:
+    data = random_bytes(3 * PIECE, seed=6)
+    (attachment,) = parse_message(large_mail(data, "pieces")).attachments
+    streamed, whole = BlobStore(tmp_path / "streamed"), BlobStore(tmp_path / "whole")
+    name = streamed.put_stream(attachment.chunks(), attachment.sha256, attachment.size)
+    assert name == whole.put(attachment.payload) == hashlib.sha256(data).hexdigest()
+    streamed.sync()
+    assert streamed.get(name) == data
+
+
+def test_put_stream_stages_nothing_for_wrong_bytes_and_decodes_nothing_for_known_ones(
+    tmp_path: Path
+) -> None:
+    store = BlobStore(tmp_path)
+    with pytest.raises(ValueError, match="hash to"):
+        store.put_stream([b"not ", b"these"], hashlib.sha256(b"evidence").hexdigest(), 8)
+    assert not store.exists(hashlib.sha256(b"evidence").hexdigest())
+    assert not list(tmp_path.rglob(".tmp-*"))
+    digest = store.put_stream(iter([b"evi", b"dence"]), hashlib.sha256(b"evidence").hexdigest(), 8)
+    store.sync()
+    assert store.get(digest) == b"evidence"
+
+    def never() -> Iterator[bytes]:
+        raise AssertionError("a stored blob was decoded again")
+        yield b""
+
+    assert store.put_stream(never(), digest, 8) == digest
