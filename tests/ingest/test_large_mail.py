@@ -119,6 +119,10 @@ def test_a_12_mb_mail_polled_in_ranges_is_stored_byte_identical(
     stored_name = str(dep.scalar("SELECT stored_name FROM attachments"))
     assert store.get(stored_name) == attachment
     assert imap_account.count("INBOX") == 0 and imap_account.count("Processed") == 1
+    with imap_account.connect() as client:  # fetched with BODY.PEEK: still unread
+        client.select_folder("Processed", readonly=True)
+        assert [b"\\Seen" in flags for flags in client.get_flags(client.search("ALL")).values()] \
+            == [False]
     dep.close()
 
 
