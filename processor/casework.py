@@ -10,6 +10,7 @@ answer to the complainant, and the notes to staff. Every change is an event with
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -23,7 +24,7 @@ from processor.authresults import sender_authenticated
 from processor.blobstore import BlobStore
 from processor.compose import compose_case_mail, find_case_ref, make_message_id
 from processor.context import IngestContext
-from processor.db.models import Case, Message, OutboxMail, Suppression
+from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
 from processor.db.store import add_event, case_by_reference
 from processor.mail import ParsedMessage
 from processor.mailcommands import CommandParse, parse_commands
@@ -44,6 +45,8 @@ from processor.threading import (
 
 log = logging.getLogger("processor.casework")
 
+MAX_MESSAGE_ID = 998  # the column's length; longer ids (never seen in real mail) are not claimed
+
 
 @dataclass(frozen=True, slots=True)
 class Threading:
@@ -52,8 +55,64 @@ class Threading:
     verification: StaffVerification | None
 
 
+class ThreadClaims:
+    """Which case each Message-ID of a thread belongs to (the thread_claims table), for one batch.
+
+    Loaded with one query for the whole batch and kept current as the batch files its mail, so
+    threading needs no query per mail. Claims made for the mail in hand are pending until its
+    SAVEPOINT is released (`keep_pending`) or rolled back (`forget_pending`)."""
+
+    def __init__(self, session: Session, case_ids: dict[str, int]) -> None:
+        self._session = session
+        self._case_ids = case_ids
+        self._pending: dict[str, Case] = {}
+
+    @classmethod
+    def load(cls, session: Session, message_ids: Iterable[str]) -> ThreadClaims:
+        wanted = sorted({i for i in message_ids if i})
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            found.update(session.execute(
+                select(ThreadClaim.message_id, ThreadClaim.case_id)
+                .where(ThreadClaim.message_id.in_(wanted[start:start + 500]))).all())
+        return cls(session, found)
+
+    def case_for(self, ids: Sequence[str]) -> Case | None:
+        """The case of the newest of `ids` (References lists the newest last) that is claimed."""
+        for message_id in reversed(ids):
+            if message_id in self._pending:
+                return self._pending[message_id]
+            if message_id in self._case_ids:
+                return self._session.get(Case, self._case_ids[message_id])
+        return None
+
+    def claim(self, case: Case, ids: Iterable[str], now: datetime) -> None:
+        """Claim for `case` every one of `ids` no case has claimed yet. Ids already claimed
+        stay with their case (a stranger quoting someone's mail gains nothing by it)."""
+        for message_id in dict.fromkeys(ids):
+            if message_id in self._case_ids or message_id in self._pending:
+                continue
+            self._session.add(ThreadClaim(message_id=message_id, case=case, created_at=now))
+            self._pending[message_id] = case
+
+    def keep_pending(self) -> None:
+        self._session.flush()  # the case ids exist now
+        for message_id, case in self._pending.items():
+            self._case_ids[message_id] = case.id
+        self._pending.clear()
+
+    def forget_pending(self) -> None:
+        self._pending.clear()
+
+
+def thread_ids(message: ParsedMessage) -> list[str]:
+    """The Message-IDs that tie a mail to its thread: the ones it answers, then its own."""
+    ids = [i for i in (*message.references, message.in_reply_to, message.message_id) if i]
+    return [i for i in dict.fromkeys(ids) if len(i) <= MAX_MESSAGE_ID]
+
+
 def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: bool,
-           now: datetime) -> Threading:
+           now: datetime, claims: ThreadClaims | None = None) -> Threading:
     """Which case the mail belongs to; no query at all for a mail that names no case."""
     sender = message.from_.address.lower() if message.from_ else ""
     staff = ctx.settings.staff
@@ -62,14 +121,22 @@ def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: 
     target = _reply_target(ctx, message)
     sender_is_staff = is_staff_address(sender, staff) if (staff.addresses or staff.domains) \
         else False
-    if tag_ref is None and not ids and target is None:
+    claims = claims if claims is not None else ThreadClaims.load(session, thread_ids(message))
+    # A mail whose own Message-ID a case already claims: a reply to it was filed first (it
+    # reached another mailbox or worker sooner); it belongs to that case's thread.
+    claimed_by = claims.case_for([message.message_id]) if message.message_id else None
+    if tag_ref is None and not ids and target is None and claimed_by is None:
         evidence = ThreadEvidence(sender=sender, sender_is_staff=sender_is_staff,
                                   auto_submitted=robot)
         return Threading(decide_thread(evidence, now, ctx.settings.lifecycle),
                          None, None)
     cases: dict[str, Case] = {}
     tag_case = _case(session, tag_ref, cases) if tag_ref else None
-    reference_case = _case_by_message_ids(session, ids, cases)
+    reference_case = (claims.case_for([i for i in (*message.references, message.in_reply_to)
+                                       if i])
+                      or _case_by_message_ids(session, ids, cases) or claimed_by)
+    if reference_case is not None:
+        cases[reference_case.reference] = reference_case
     target_case = _case(session, target.case_ref, cases) if target else None
     verification = None
     if sender_is_staff:
@@ -385,4 +452,10 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: Em
         cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
         text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw))
     session.add(row)
+    # Claimed at once, so replies to it filed by two workers at the same moment agree.
+    with session.no_autoflush:  # a flush per outgoing mail would cost more than the lookup
+        unclaimed = row.message_id and len(row.message_id) <= MAX_MESSAGE_ID \
+            and session.get(ThreadClaim, row.message_id) is None
+    if unclaimed:
+        session.add(ThreadClaim(message_id=row.message_id, case=case, created_at=now))
     return row

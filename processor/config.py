@@ -65,6 +65,12 @@ class ProcessingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersSettings:
+    # A folder whose worker died (or lost the database) is polled by another within this time.
+    takeover_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpServerSettings:
     """Where outgoing mail is submitted; the password comes from the environment or a file."""
 
@@ -201,6 +207,7 @@ class Settings:
     staff: StaffSettings = field(default_factory=StaffSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    workers: WorkersSettings = field(default_factory=WorkersSettings)
     mailboxes: tuple[MailboxSettings, ...] = ()
 
     @property
@@ -227,6 +234,7 @@ _SECTIONS: dict[str, type] = {
     "staff": StaffSettings,
     "lifecycle": LifecycleSettings,
     "digest": DigestSettings,
+    "workers": WorkersSettings,
 }
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

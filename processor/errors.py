@@ -6,6 +6,9 @@
     ├── TemplateError               a mail template cannot be loaded or rendered
     ├── SchemaOutOfDate             the schema is behind the code: `complaints db upgrade`
     ├── NotFound                    a case, quarantine entry or outbox mail does not exist
+    ├── WorkerRefused               another worker already runs where only one may
+    ├── LeaseLost                   this worker no longer holds the folder it was polling
+    ├── ConcurrentWrite             another worker committed a conflicting row: retry the batch
     └── MailboxError                the IMAP server refused or dropped us
         └── MailboxUnavailable      cannot connect or lost the connection (retry later)
 
@@ -54,6 +57,18 @@ class SchemaOutOfDate(ComplaintsError):
 
 class NotFound(ComplaintsError):
     pass
+
+
+class WorkerRefused(ComplaintsError):
+    pass
+
+
+class LeaseLost(ComplaintsError):
+    pass
+
+
+class ConcurrentWrite(ComplaintsError):
+    """A unique key, deadlock or serialisation failure caused by another worker's transaction."""
 
 
 class MailboxError(ComplaintsError):

@@ -27,7 +27,8 @@ from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
 from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
 from processor.dedup import dedup_key
-from processor.errors import ComplaintsError
+from processor.db import is_concurrency_conflict
+from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
 from processor.loopguard import robot_signals
 from processor.mail import ParsedMessage, parse_message
@@ -57,11 +58,15 @@ class HeldForReview(Exception):
 
 def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
                  mails: Iterable[FetchedMail],
-                 should_stop: Callable[[], bool] = lambda: False) -> list[MailOutcome]:
+                 should_stop: Callable[[], bool] = lambda: False, *,
+                 retry_conflicts: bool = False) -> list[MailOutcome]:
     """File every mail of a batch; returns one outcome per mail handled, in order.
 
     Stops early (after the mail in hand) when `should_stop()` turns true; the caller then
-    advances the cursor only to the last UID returned.
+    advances the cursor only to the last UID returned. With `retry_conflicts`, a mail that
+    collides with another worker's commit (the same mail, or a mail of the same thread, filed
+    there at the same moment) raises ConcurrentWrite for the whole batch to be filed again,
+    instead of being quarantined: on the second pass the other worker's rows are visible.
     """
     parsed: list[tuple[FetchedMail, ParsedMessage | BaseException, str | None]] = []
     for mail in mails:
@@ -71,6 +76,8 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         except Exception as exc:  # the parser promises not to raise; never trust it with mail
             parsed.append((mail, exc, None))
     known = existing_messages(session, (key for _, _, key in parsed if key))
+    claims = casework.ThreadClaims.load(session, (
+        i for _, m, _ in parsed if isinstance(m, ParsedMessage) for i in casework.thread_ids(m)))
     ledger = AutoReplyLedger(
         session, (m.from_.address for _, m, _ in parsed
                   if isinstance(m, ParsedMessage) and m.from_), ctx.clock(),
@@ -79,14 +86,16 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     for mail, message, key in parsed:
         if outcomes and should_stop():
             break
-        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger))
+        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
+                                    claims, retry_conflicts))
         failpoints.reach("mid-batch")
     return outcomes
 
 
 def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                 message: ParsedMessage | BaseException, key: str | None,
-                known: dict[str, Message], ledger: AutoReplyLedger) -> MailOutcome:
+                known: dict[str, Message], ledger: AutoReplyLedger,
+                claims: casework.ThreadClaims, retry_conflicts: bool) -> MailOutcome:
     stage = "parse"
     try:
         if isinstance(message, BaseException):
@@ -97,10 +106,15 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
                 return _record_duplicate(session, ctx, mail, message, known[key])
         stage = "store"
         with session.begin_nested():
-            outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger)
+            outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger,
+                                         claims)
+        claims.keep_pending()
         known[key or ""] = stored
         return outcome
     except Exception as exc:
+        if retry_conflicts and is_concurrency_conflict(exc):
+            raise ConcurrentWrite(f"uid {mail.uid}: {exc.__class__.__name__}") from exc
+        claims.forget_pending()
         reason = _describe(exc)
         stage = "review" if isinstance(exc, HeldForReview) else stage
         log.warning("quarantining mail uid=%s from %s/%s at stage %s: %s", mail.uid,
@@ -121,8 +135,9 @@ def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
         return MailOutcome(mail.uid, "duplicate", reference)
     ledger = AutoReplyLedger(session, [message.from_.address] if message.from_ else [],
                              ctx.clock(), ctx.settings.ack.period_hours)
+    claims = casework.ThreadClaims.load(session, casework.thread_ids(message))
     with session.begin_nested():
-        outcome, _ = _store_new(session, store, ctx, mail, message, key, ledger,
+        outcome, _ = _store_new(session, store, ctx, mail, message, key, ledger, claims,
                                 record_copy=False)
     return outcome
 
@@ -158,6 +173,7 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                message: ParsedMessage, key: str, ledger: AutoReplyLedger,
+               claims: casework.ThreadClaims,
                record_copy: bool = True) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
@@ -169,13 +185,14 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     received_by = _received_by(ctx, message)
     robot = robot_signals(message, loop_context(ctx.settings.ack,
                                                 ctx.settings.monitored_addresses()))
-    threading = casework.decide(session, ctx, message, bool(robot), now)
+    threading = casework.decide(session, ctx, message, bool(robot), now, claims)
     decision = threading.decision
     if decision.action == "hold":
         raise HeldForReview("; ".join(decision.reasons))
     if decision.action in ("join", "reopen", "record-only") and threading.case is not None:
         casework.apply_to_case(session, store, ctx, threading.case, stored, message, threading,
                                now)
+        claims.claim(threading.case, casework.thread_ids(message), now)
         log.info("%s joins case %s as %s (%s)", message.message_id, threading.case.reference,
                  decision.role, decision.action)
         return MailOutcome(mail.uid, "stored", threading.case.reference), stored
@@ -185,6 +202,9 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
         return MailOutcome(mail.uid, "ignored"), stored
     case = _open_case(session, ctx, message, now)
     stored.case = case
+    # The thread's Message-IDs become this case's: a worker filing another mail of the thread
+    # at this moment collides here and files its batch again (see ingest_batch).
+    claims.claim(case, casework.thread_ids(message), now)
     add_event(session, case, "case-opened", at=now, message=stored,
               mailbox=ctx.mailbox.name, subject=message.subject, reasons=list(decision.reasons))
     if classification is not None:

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 
 from processor import failpoints
 from processor.config import MailboxSettings
-from processor.db import session_scope
+from processor.coordination import HeldLease
+from processor.db import conflicts_as, session_scope
 from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
+from processor.errors import ConcurrentWrite
 from processor.imap import FetchedMail, MailboxConnection
 from processor.pipeline import IngestContext, MailOutcome, ingest_batch, quarantine_mail
 from processor.runtime import Runtime
@@ -29,6 +31,9 @@ from processor.runtime import Runtime
 log = logging.getLogger("processor.poller")
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+# A batch that collides with another worker's commit is rolled back and filed again; after
+# this many tries the colliding mails are filed one by one (and quarantined if they still fail).
+CONFLICT_RETRIES = 4
 
 
 @dataclass(slots=True)
@@ -42,6 +47,7 @@ class PollStats:
     errors: int = 0
     pending_finished: int = 0
     duration_ms: int = 0
+    skipped: bool = False  # another worker held the folder's lease
     cases: list[str] = field(default_factory=list)
 
     def count(self, outcome: MailOutcome) -> None:
@@ -69,6 +75,8 @@ class Poller:
     mailbox: MailboxSettings
     should_stop: Callable[[], bool] = lambda: False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The folder's lease when several workers may run; every batch commit is fenced by it.
+    lease: HeldLease | None = None
 
     def __post_init__(self) -> None:
         self.settings, self.engine = self.runtime.settings, self.runtime.engine
@@ -156,19 +164,30 @@ class Poller:
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
-        try:
-            outcomes = self._file(connection, ctx, batch, mails, oversized, sizes)
-        except BaseException:
-            self.store.discard()  # the transaction rolled back: its staged files go too
-            raise
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcomes = self._file(connection, ctx, batch, mails, oversized, sizes,
+                                      retry_conflicts=attempt <= CONFLICT_RETRIES)
+                break
+            except ConcurrentWrite as exc:
+                self.store.discard()
+                log.info("%s: batch collided with another worker (%s); filing it again "
+                         "(attempt %d)", ctx.mailbox.name, exc, attempt + 1)
+            except BaseException:
+                self.store.discard()  # the transaction rolled back: its staged files go too
+                raise
         failpoints.reach("after-commit")
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _file(self, connection: MailboxConnection, ctx: IngestContext, batch: list[int],
-              mails: list[FetchedMail], oversized: list[int],
-              sizes: dict[int, int]) -> list[MailOutcome]:
-        with session_scope(self.engine) as session:
-            outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop)
+              mails: list[FetchedMail], oversized: list[int], sizes: dict[int, int], *,
+              retry_conflicts: bool) -> list[MailOutcome]:
+        with conflicts_as(ConcurrentWrite, enabled=retry_conflicts), \
+                session_scope(self.engine) as session:
+            outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop,
+                                    retry_conflicts=retry_conflicts)
             if len(outcomes) == len(mails):
                 for uid in oversized:
                     outcomes.append(self._quarantine_oversized(session, connection, ctx, uid,
@@ -180,6 +199,8 @@ class Poller:
                 state.updated_at = self.clock()
             # The bytes must be durable before the commit that lets us touch the server copy.
             self.store.sync()
+            if self.lease is not None:
+                self.lease.fence(session)  # still ours? (row-locked until the commit)
             failpoints.reach("before-commit")
         return outcomes
 
@@ -230,7 +251,8 @@ class Poller:
     # -- bookkeeping ------------------------------------------------------------------------
     def _start_run(self) -> int:
         with session_scope(self.engine) as session:
-            run = PollRun(mailbox=self.mailbox.name, started_at=self.clock())
+            run = PollRun(mailbox=self.mailbox.name, started_at=self.clock(),
+                          worker=self.lease.worker if self.lease else None)
             session.add(run)
             session.flush()
             return run.id

@@ -2,6 +2,10 @@
 
 `complaints poll --once` calls `poll_all_once`; `complaints run` calls `run_service`, which
 keeps polling until SIGTERM/SIGINT, finishing the mail in hand before it exits.
+
+Each mailbox thread polls only while this process holds the folder's lease
+(processor.coordination); otherwise it stands by and tries again, so any number of processes
+may run against one PostgreSQL database and each folder is polled by exactly one of them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from processor.config import MailboxSettings
-from processor.errors import ComplaintsError, MailboxUnavailable
+from processor.coordination import Coordinator, HeldLease
+from processor.errors import ComplaintsError, LeaseLost, MailboxUnavailable
 from processor.imap import MailboxConnection
 from processor.outbox import drain_outbox
 from processor.poller import Poller, PollStats, Progress
@@ -27,33 +32,87 @@ log = logging.getLogger("processor.runner")
 MAX_IDLE_SECONDS = 29 * 60 - 60
 
 
+def coordinator_for(runtime: Runtime) -> Coordinator:
+    return Coordinator(runtime.engine, runtime.settings.workers.takeover_seconds)
+
+
 def poll_all_once(runtime: Runtime,
                   on_backlog: Callable[[int], Progress | None] | None = None,
                   mailboxes: tuple[MailboxSettings, ...] | None = None) -> list[PollStats]:
-    """Poll every configured mailbox once; an unreachable mailbox is reported, not fatal."""
+    """Poll every configured mailbox once; a mailbox another worker is polling right now is
+    skipped (reported as such). Raises WorkerRefused on SQLite while `run` is running."""
     results = []
-    for mailbox in mailboxes or runtime.settings.mailboxes:
-        poller = Poller(runtime, mailbox)
-        with MailboxConnection(mailbox) as connection:
-            results.append(poller.poll(connection, on_backlog))
+    with coordinator_for(runtime) as coordinator:
+        for mailbox in mailboxes or runtime.settings.mailboxes:
+            lease = coordinator.acquire(mailbox.name, mailbox.folder)
+            if lease is None:
+                log.warning("%s: another worker is polling it right now; skipped", mailbox.name)
+                results.append(PollStats(mailbox.name, skipped=True))
+                continue
+            poller = Poller(runtime, mailbox, should_stop=lambda lease=lease: not lease.valid(),
+                            lease=lease)
+            try:
+                with MailboxConnection(mailbox) as connection:
+                    results.append(poller.poll(connection, on_backlog))
+            finally:
+                coordinator.release(lease)
     return results
 
 
 class MailboxWorker(threading.Thread):
-    """Keeps one mailbox drained: poll, then IDLE (or sleep), reconnecting with backoff."""
+    """Keeps one mailbox drained while this process holds its lease: poll, then IDLE (or
+    sleep), reconnecting with backoff; without the lease, stands by and tries again."""
 
-    def __init__(self, runtime: Runtime, mailbox: MailboxSettings, stop: threading.Event) -> None:
+    def __init__(self, runtime: Runtime, mailbox: MailboxSettings, stop: threading.Event,
+                 coordinator: Coordinator) -> None:
         super().__init__(name=f"mailbox-{mailbox.name}", daemon=True)
         self.runtime, self.mailbox, self.stop = runtime, mailbox, stop
-        self.poller = Poller(runtime, mailbox, should_stop=stop.is_set)
+        self.coordinator = coordinator
+        self.lease: HeldLease | None = None
+        self.poller = Poller(runtime, mailbox, should_stop=self._should_pause)
         self.polls = 0
         self.polled = threading.Event()  # set after every completed poll (tests wait on it)
 
+    def _should_pause(self) -> bool:
+        return self.stop.is_set() or self.lease is None or not self.lease.valid()
+
     def run(self) -> None:
+        standing_by = False
+        while not self.stop.is_set():
+            try:
+                self.lease = self.coordinator.acquire(self.mailbox.name, self.mailbox.folder)
+            except Exception as exc:  # the database is away: keep trying, hold nothing
+                log.error("%s: cannot reach the database for the lease (%s); retrying",
+                          self.mailbox.name, exc)
+                self.lease = None
+                self.stop.wait(self.coordinator.times.retry_every)
+                continue
+            if self.lease is None:
+                if not standing_by:
+                    log.info("%s: polled by another worker; standing by", self.mailbox.name)
+                    standing_by = True
+                self.stop.wait(self.coordinator.times.retry_every)
+                continue
+            standing_by = False
+            log.info("%s: this worker polls %s now (lease epoch %d)", self.mailbox.name,
+                     self.mailbox.folder, self.lease.lease.epoch)
+            self.poller.lease = self.lease
+            try:
+                self._hold()
+            finally:
+                self.poller.lease = None
+                if self.lease.valid():
+                    try:
+                        self.coordinator.release(self.lease)
+                    except Exception as exc:  # it expires by itself
+                        log.warning("%s: lease not released (%s)", self.mailbox.name, exc)
+
+    def _hold(self) -> None:
+        """Poll while the lease is ours, reconnecting to the IMAP server with backoff."""
         backoff = 1.0
         outage_started: float | None = None
         processing = self.runtime.settings.processing
-        while not self.stop.is_set():
+        while not self._should_pause():
             connection = MailboxConnection(self.mailbox)
             try:
                 connection.connect()
@@ -63,35 +122,48 @@ class MailboxWorker(threading.Thread):
                     outage_started = None
                 backoff = 1.0
                 self._serve(connection)
+            except LeaseLost as exc:
+                log.warning("%s: %s", self.mailbox.name, exc)
+                return
             except MailboxUnavailable as exc:
                 if outage_started is None:  # log each outage once, not every retry
                     outage_started = time.monotonic()
                     log.error("%s: %s; retrying with backoff up to %d s", self.mailbox.name, exc,
                               processing.reconnect_max_seconds)
-                self.stop.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             except ComplaintsError as exc:
                 log.error("%s: %s", self.mailbox.name, exc)
-                self.stop.wait(backoff)
+                self._pause(backoff)
+                backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
+            except Exception:  # e.g. the database dropped us: nothing was acted on; retry
+                log.exception("%s: poll failed; retrying", self.mailbox.name)
+                self._pause(backoff)
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             finally:
                 connection.close()
 
+    def _pause(self, seconds: float) -> None:
+        """Wait, but no longer than the lease stays valid without a renewal."""
+        deadline = time.monotonic() + seconds
+        while not self._should_pause() and time.monotonic() < deadline:
+            self.stop.wait(min(1.0, deadline - time.monotonic()))
+
     def _serve(self, connection: MailboxConnection) -> None:
         processing = self.runtime.settings.processing
         idle = connection.has_capability("IDLE")
-        while not self.stop.is_set():
+        while not self._should_pause():
             self.poller.poll(connection)
             self.polls += 1
             self.polled.set()
-            if self.stop.is_set():
+            if self._should_pause():
                 return
             if idle:
                 connection.wait_for_change(
                     min(processing.idle_timeout_seconds, MAX_IDLE_SECONDS),
-                    should_stop=self.stop.is_set)
+                    should_stop=self._should_pause)
             else:
-                self.stop.wait(processing.poll_interval_seconds)
+                self._pause(processing.poll_interval_seconds)
 
 
 class OutboxSender(threading.Thread):
@@ -144,18 +216,23 @@ def run_service(runtime: Runtime, stop: threading.Event) -> None:
         raise ComplaintsError("no mailbox is configured",
                               hint="add a [mailbox.NAME] table to the configuration "
                                    "(see `complaints init`)")
-    workers: list[threading.Thread] = [MailboxWorker(runtime, mailbox, stop)
-                                       for mailbox in runtime.settings.mailboxes]
-    if runtime.settings.smtp.host:
-        workers.append(OutboxSender(runtime, stop))
-    workers.append(Ticker(runtime, stop))
-    for worker in workers:
-        worker.start()
-    log.info("watching %d mailbox(es): %s", len(runtime.settings.mailboxes),
-             ", ".join(m.name for m in runtime.settings.mailboxes))
-    while not stop.is_set():
-        stop.wait(1.0)
-    runtime.outbox_wake.set()
-    for worker in workers:
-        worker.join()
+    coordinator = coordinator_for(runtime).start()  # refused on SQLite if one runs already
+    try:
+        workers: list[threading.Thread] = [MailboxWorker(runtime, mailbox, stop, coordinator)
+                                           for mailbox in runtime.settings.mailboxes]
+        if runtime.settings.smtp.host:
+            workers.append(OutboxSender(runtime, stop))
+        workers.append(Ticker(runtime, stop))
+        for worker in workers:
+            worker.start()
+        log.info("worker %s watching %d mailbox(es): %s", coordinator.name,
+                 len(runtime.settings.mailboxes),
+                 ", ".join(m.name for m in runtime.settings.mailboxes))
+        while not stop.is_set():
+            stop.wait(1.0)
+        runtime.outbox_wake.set()
+        for worker in workers:
+            worker.join()
+    finally:
+        coordinator.stop()
     log.info("stopped cleanly")

@@ -58,8 +58,13 @@ def load_rules(settings: Settings, renderer: TemplateRenderer) -> RulesHolder:
 
 
 def open_runtime(settings: Settings, *, with_rules: bool = False,
-                 require_current_schema: bool = True) -> Runtime:
-    engine = open_database(settings.database.url, echo=settings.database.echo)
+                 require_current_schema: bool = True, worker: bool = False) -> Runtime:
+    """`worker`: this process polls mailboxes, so on PostgreSQL a transaction of it that stalls
+    (a frozen host) is ended by the server within the takeover time: the worker that takes its
+    folder over must not wait on its locks for longer than that."""
+    stall = max(10.0, settings.workers.takeover_seconds) if worker else None
+    engine = open_database(settings.database.url, echo=settings.database.echo,
+                           idle_in_transaction_seconds=stall)
     if require_current_schema:
         check_schema_current(engine)
     runtime = Runtime(settings, engine, BlobStore(settings.data_dir / "blobs"))

@@ -19,8 +19,9 @@ def settings_from(ctx: click.Context) -> Settings:
     return cached
 
 
-def runtime_from(ctx: click.Context, *, with_rules: bool = False) -> Runtime:
-    return open_runtime(settings_from(ctx), with_rules=with_rules)
+def runtime_from(ctx: click.Context, *, with_rules: bool = False,
+                 worker: bool = False) -> Runtime:
+    return open_runtime(settings_from(ctx), with_rules=with_rules, worker=worker)
 
 
 def parse_since(value: str | None) -> datetime | None:

@@ -34,6 +34,9 @@ def _progress_bar(ctx: click.Context) -> Callable[[int], Progress | None] | None
 
 def print_stats(results: list[PollStats]) -> None:
     for stats in results:
+        if stats.skipped:
+            click.echo(f"{stats.mailbox}: skipped, another worker is polling it right now")
+            continue
         click.echo(f"{stats.mailbox}: fetched {stats.fetched}, stored {stats.stored}, "
                    f"duplicates {stats.duplicates}, ignored {stats.ignored}, "
                    f"quarantined {stats.quarantined}, {stats.duration_ms} ms")
@@ -50,7 +53,7 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
     Example:
       complaints poll --once
     """
-    runtime = runtime_from(ctx, with_rules=True)
+    runtime = runtime_from(ctx, with_rules=True, worker=True)
     only = (runtime.settings.mailbox(mailbox_name),) if mailbox_name else None
     print_stats(poll_all_once(runtime, _progress_bar(ctx), only))
     if runtime.settings.smtp.host:
@@ -70,7 +73,7 @@ def run_command(ctx: click.Context) -> None:
     Example:
       complaints run --log-format json
     """
-    runtime = runtime_from(ctx, with_rules=True)  # refuses to start on invalid rules
+    runtime = runtime_from(ctx, with_rules=True, worker=True)  # refuses invalid rules
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -1,4 +1,5 @@
-"""`complaints status`: per mailbox, the cursor, the last poll and the quarantine count."""
+"""`complaints status`: per mailbox, the cursor, who polls it, the last poll and the quarantine
+count; then the workers with their heartbeats."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from sqlalchemy import func, select
 
 from processor.cli.common import local_time, runtime_from
 from processor.db import session_scope
+from processor.db.leases import LeaseView, db_now, lease_views, workers
 from processor.db.models import MailboxState, PollRun, Quarantine
 
 
 @click.command("status")
 @click.pass_context
 def status_command(ctx: click.Context) -> None:
-    """Show, per mailbox, what the last poll did, the last error and the quarantine count.
+    """Show, per mailbox, which worker polls it, what the last poll did, the last error and
+    the quarantine count; then every worker and its last heartbeat.
 
     \b
     Example:
@@ -24,6 +27,7 @@ def status_command(ctx: click.Context) -> None:
         held = dict(session.execute(
             select(Quarantine.mailbox, func.count()).where(Quarantine.status == "held")
             .group_by(Quarantine.mailbox)).all())
+        leases = {(view.mailbox, view.folder): view for view in lease_views(session)}
         for mailbox in runtime.settings.mailboxes:
             state = session.scalars(select(MailboxState).where(
                 MailboxState.mailbox == mailbox.name)).first()
@@ -38,6 +42,7 @@ def status_command(ctx: click.Context) -> None:
             if state:
                 click.echo(f"  cursor       uidvalidity {state.uidvalidity}, last uid "
                            f"{state.last_uid}")
+            click.echo(f"  polled by    {_holder(leases.get((mailbox.name, mailbox.folder)))}")
             if last:
                 click.echo(f"  last poll    {local_time(last.started_at)}: fetched {last.fetched}, "
                            f"stored {last.stored}, duplicates {last.duplicates}, quarantined "
@@ -48,6 +53,26 @@ def status_command(ctx: click.Context) -> None:
                 click.echo(f"  last error   {local_time(last_error.started_at)}: "
                            f"{last_error.last_error}")
             click.echo(f"  quarantine   {held.get(mailbox.name, 0)} held")
+        rows = workers(session)
+        takeover = runtime.settings.workers.takeover_seconds
+        click.echo("workers" if rows else "workers      none has run yet")
+        for worker in rows:
+            if worker.stopped_at is not None:
+                state_text = f"stopped {local_time(worker.stopped_at)}"
+            else:
+                age = (db_now(session) - worker.heartbeat_at).total_seconds()
+                state_text = (f"last heartbeat {local_time(worker.heartbeat_at)} ({age:.0f} s ago)"
+                              + ("" if age <= takeover else ", presumed dead"))
+            click.echo(f"  {worker.name}  started {local_time(worker.started_at)}, {state_text}")
+
+
+def _holder(view: LeaseView | None) -> str:
+    if view is None or view.holder is None:
+        return "no worker"
+    if view.expired:
+        return f"no worker (the lease of {view.holder} expired {local_time(view.expires_at)})"
+    return (f"{view.holder} since {local_time(view.acquired_at)}, lease until "
+            f"{local_time(view.expires_at)}")
 
 
 COMMANDS = [status_command]

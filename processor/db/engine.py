@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from processor.errors import ConfigError
@@ -16,8 +16,12 @@ from processor.errors import ConfigError
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def open_database(url: str, *, echo: bool = False) -> Engine:
-    """Create the engine for a URL; plain `postgresql://` URLs are routed to psycopg 3."""
+def open_database(url: str, *, echo: bool = False,
+                  idle_in_transaction_seconds: float | None = None) -> Engine:
+    """Create the engine for a URL; plain `postgresql://` URLs are routed to psycopg 3.
+
+    `idle_in_transaction_seconds` (PostgreSQL): the server ends a session that sits inside a
+    transaction without a statement for that long, releasing its locks."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -36,8 +40,12 @@ def open_database(url: str, *, echo: bool = False) -> Engine:
         # SAVEPOINTs and write locks behave as documented.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    connect_args = {}
+    if idle_in_transaction_seconds:
+        connect_args["options"] = ("-c idle_in_transaction_session_timeout="
+                                   f"{int(idle_in_transaction_seconds * 1000)}")
     try:
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
     except NoSuchModuleError:
         raise ConfigError(f"no driver for {parsed.drivername}", key="database.url",
                           hint="install the PostgreSQL driver: pip install "
@@ -67,3 +75,37 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed on success, rolled back on any error."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+# SQLSTATEs that mean "another transaction got there first": unique violation, deadlock,
+# serialisation failure, lock not available. Only PostgreSQL has concurrent writers here.
+_CONFLICT_STATES = frozenset({"23505", "40P01", "40001", "55P03"})
+
+
+def is_concurrency_conflict(exc: BaseException) -> bool:
+    """True for a database error caused by another worker's concurrent transaction."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError):
+            return getattr(current.orig, "sqlstate", None) in _CONFLICT_STATES
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextmanager
+def conflicts_as(error: type[Exception], *, enabled: bool = True) -> Iterator[None]:
+    """Re-raise a concurrency conflict (see above) as `error`, for the caller to retry."""
+    try:
+        yield
+    except Exception as exc:
+        if enabled and not isinstance(exc, error) and is_concurrency_conflict(exc):
+            raise error(_first_line(exc)) from exc
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0][:300] if str(orig or exc).strip() else \
+        exc.__class__.__name__

@@ -2,6 +2,11 @@
 
 The per-sender and global limits on automatic answers are measured on our own clock from the
 outbox (never from the mail's Date). One query per batch, not per mail.
+
+Several workers on PostgreSQL: the batch first takes a transaction-scoped advisory lock per
+sender (in one statement, in address order), so two workers answering the same sender at the
+same moment count each other's answers: the second waits for the first to commit, then reads.
+The global per-minute cap is a brake against floods, counted without a lock.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from processor.ack import AckCounts
@@ -21,6 +26,11 @@ class AutoReplyLedger:
     def __init__(self, session: Session, senders: Iterable[str], now: datetime,
                  period_hours: int) -> None:
         addresses = sorted({s.lower() for s in senders if s})
+        if addresses and session.get_bind().dialect.name == "postgresql":
+            session.execute(text(
+                "SELECT pg_advisory_xact_lock(hashtextextended('ack:' || a, 0)) "
+                "FROM unnest(CAST(:addresses AS text[])) WITH ORDINALITY AS t(a, n) ORDER BY n"),
+                {"addresses": addresses})
         since = now - timedelta(hours=period_hours)
         self._sender_counts: Counter[str] = Counter()
         self._bounced: dict[str, datetime] = {}

@@ -92,6 +92,56 @@ class PollRun(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))  # who polled (several may run)
+
+
+class Worker(Base):
+    """One running `complaints run` or `poll --once` process, with its last heartbeat.
+
+    A worker whose heartbeat is older than the takeover time is taken for dead: its folder
+    leases may be taken over and its outbox claims are released."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
+class FolderLease(Base):
+    """Which worker polls a monitored folder, until when.
+
+    `epoch` grows on every change of holder: a batch commits only while its worker still holds
+    the epoch it started with (see processor.db.leases.fence), so a worker that lost its lease
+    mid-batch cannot commit over its successor."""
+
+    __tablename__ = "folder_leases"
+
+    mailbox: Mapped[str] = mapped_column(String(100), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(500), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    acquired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class ThreadClaim(Base):
+    """A Message-ID belongs to one case: the mail itself, or a mail it replies to.
+
+    Two workers filing mails of one thread at the same moment both try to claim the thread's
+    Message-IDs; the primary key lets only one commit, and the other retries its batch and
+    then finds the case (processor.casework)."""
+
+    __tablename__ = "thread_claims"
+
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    created_at: Mapped[datetime]
+
+    case: Mapped[Case] = relationship()
 
 
 class Case(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from processor.db.models import (
@@ -23,17 +23,23 @@ def format_reference(number: int, prefix: str, width: int) -> str:
     return f"{prefix}{number:0{width}d}"
 
 
-def allocate_case_numbers(session: Session, count: int = 1) -> range:
-    """Reserve `count` consecutive case numbers atomically (a row-locked counter).
+def allocate_case_numbers(session: Session, count: int = 1) -> list[int]:
+    """Reserve `count` case numbers, never handed out twice, in increasing order.
 
-    UPDATE ... RETURNING takes the row lock (PostgreSQL) or the write lock (SQLite) until the
-    transaction ends, so two writers can never hand out the same number.
+    SQLite (one writer): a counter row, so numbers have no gaps. PostgreSQL: a sequence, which
+    locks nothing, so workers opening cases at the same moment never wait on each other (or on
+    a stalled worker's transaction); a batch rolled back leaves a gap in the numbers, as in
+    other trackers.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(
+            text("SELECT nextval('case_numbers') FROM generate_series(1, :count)"),
+            {"count": count}))
     new_value = session.execute(
         update(Counter).where(Counter.name == "case")
         .values(value=Counter.value + count).returning(Counter.value)
     ).scalar_one()
-    return range(new_value - count + 1, new_value + 1)
+    return list(range(new_value - count + 1, new_value + 1))
 
 
 def mailbox_state(session: Session, mailbox: str, folder: str, now: datetime) -> MailboxState:

@@ -1,0 +1,349 @@
+"""Several `complaints run` processes on one PostgreSQL database, with Dovecot and a real SMTP
+server: each folder polled by one worker at a time, a dead or frozen worker's folder taken
+over, nothing lost, nothing doubled, threads and limits right under concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from processor.db import open_database, session_scope
+from processor.outbox import queue_mail
+from tests.deployment import Deployment
+from tests.servers import DovecotServer, ImapAccount, SmtpSink
+from tests.workers.conftest import Workers, wait_until
+
+TAKEOVER = 6  # seconds; workers.takeover_seconds in these deployments
+
+
+def complaint(index: int, *, to: str = "complaints@example.com", sender: str | None = None,
+              message_id: str | None = None, in_reply_to: str | None = None,
+              subject: str | None = None) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = sender or f"Customer {index} <customer{index}@mail.example.org>"
+    mail["To"] = to
+    mail["Subject"] = subject or f"Calls keep dropping, line {index}"
+    mail["Date"] = format_datetime(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    mail["Message-ID"] = message_id or f"<complaint-{index}@mail.example.org>"
+    if in_reply_to:
+        mail["In-Reply-To"] = in_reply_to
+        mail["References"] = in_reply_to
+    mail.set_content(f"Our calls to your hotline dropped again today (report {index}).\n")
+    return mail.as_bytes()
+
+
+def desk(tmp_path: Path, pg_url: str, smtp: SmtpSink | None,
+         mailboxes: dict[str, ImapAccount], name: str = "desk", **ack: object) -> Deployment:
+    """A configuration file over one shared database and data directory."""
+    root = tmp_path / name
+    root.mkdir(exist_ok=True)
+    dep = Deployment(root, pg_url, {box: (account, [f"{box}@example.com"])
+                                    for box, account in mailboxes.items()})
+    dep.processing["batch_size"] = 50
+    dep.sections["workers"] = {"takeover_seconds": TAKEOVER}
+    if smtp is not None:
+        dep.use_smtp(smtp.host, smtp.port, **{"per_sender": 100, "global_per_minute": 100_000,
+                                              **ack})
+    dep.write()
+    # All configurations of one test share one data directory, as hosts share a volume.
+    text = dep.config_path.read_text().replace(str(root / "data"), str(tmp_path / "data"))
+    dep.config_path.write_text(text)
+    return dep
+
+
+def message_ids(received: list) -> Counter[str]:  # type: ignore[type-arg]
+    parser = BytesHeaderParser()
+    return Counter(str(parser.parsebytes(mail.content)["Message-ID"]) for mail in received)
+
+
+def polls_never_overlap(dep: Deployment, mailbox: str) -> None:
+    """A folder is polled by one worker at a time: polls by different workers never overlap.
+
+    A poll that failed is left out: a frozen worker's poll spans its successor's, but fails
+    at its first statement after it wakes (the test of that checks so)."""
+    engine = open_database(dep.db_url)
+    with engine.connect() as conn:
+        runs = conn.exec_driver_sql(
+            "SELECT worker, started_at, finished_at FROM poll_runs WHERE mailbox = %(m)s "
+            "AND worker IS NOT NULL AND last_error IS NULL ORDER BY started_at",
+            {"m": mailbox}).all()
+    engine.dispose()
+    assert runs, "no poll was recorded"
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        if earlier.worker != later.worker and earlier.finished_at is not None:
+            assert later.started_at >= earlier.finished_at, (earlier, later)
+
+
+# --- three workers, one mailbox --------------------------------------------------------------
+
+def test_three_workers_on_one_mailbox_store_and_answer_every_mail_once(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    n = 2000
+    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
+    dep.upgrade()
+    imap_account.append("INBOX", [complaint(i) for i in range(n)])
+    started = [workers.start(dep, imap_account.password) for _ in range(3)]
+
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+               and imap_account.count("INBOX") == 0, timeout=900, what="the backlog")
+    assert [worker.stop() for worker in started] == [0, 0, 0], [w.log()[-3000:] for w in started]
+
+    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
+                      "WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM message_copies") == n
+    assert dep.scalar("SELECT count(*) FROM cases") == n
+    assert imap_account.count("Processed") == n
+    assert dep.scalar("SELECT count(*) FROM outbox WHERE kind = 'ack'") == n
+    sent = message_ids(smtp_server.received)
+    assert len(sent) == n and set(sent.values()) == {1}, sent.most_common(3)
+    polls_never_overlap(dep, "complaints")
+    # The folder had one holder at a time; the other two stood by (and said so).
+    assert sum("standing by" in worker.log() for worker in started) >= 2
+
+
+# --- a worker dies, or freezes, mid-batch --------------------------------------------------------
+
+def _holder(dep: Deployment) -> object:
+    return dep.scalar("SELECT holder FROM folder_leases WHERE mailbox = 'complaints' "
+                      "AND expires_at > now()")
+
+
+def test_worker_killed_mid_batch_is_taken_over_within_the_takeover_time(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    n = 400
+    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
+    dep.upgrade()
+    imap_account.append("INBOX", [complaint(i) for i in range(n)])
+    # The victim sends no mail: a kill between the SMTP server's acceptance and the commit
+    # that records it would send that one mail again, by design (at-least-once delivery); this
+    # test is about the mailbox.
+    victim = workers.start(dep, imap_account.password, COMPLAINTS_FAILPOINT="mid-batch:170",
+                           COMPLAINTS_SMTP_HOST="")
+    wait_until(lambda: _holder(dep) == victim.name, what="the first worker to hold the folder")
+    heir = workers.start(dep, imap_account.password)
+    assert victim.proc.wait(timeout=300) == -signal.SIGKILL
+    died = time.monotonic()
+    took = wait_until(lambda: _holder(dep) == heir.name, timeout=3 * TAKEOVER,
+                      what="the second worker to take the folder over")
+    assert took <= TAKEOVER, f"took {took:.1f} s"
+    assert time.monotonic() - died <= TAKEOVER + 1
+
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+               and imap_account.count("INBOX") == 0, timeout=600, what="the backlog")
+    assert heir.stop() == 0, heir.log()[-3000:]
+    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
+                      "WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM cases") == n
+    assert imap_account.count("Processed") == n
+    sent = message_ids(smtp_server.received)
+    assert len(sent) == n and set(sent.values()) == {1}
+    assert "this worker polls INBOX now (lease epoch 2)" in heir.log()
+
+
+def test_frozen_worker_is_taken_over_and_cannot_commit_when_it_wakes(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    """A hung host (SIGSTOP mid-batch, inside its transaction): its process lives, so only the
+    lease's expiry can free the folder; PostgreSQL ends its stalled transaction, and when it
+    wakes its lease is gone: it must not file or move anything."""
+    n = 300
+    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
+    dep.upgrade()
+    imap_account.append("INBOX", [complaint(i) for i in range(n)])
+    frozen = workers.start(dep, imap_account.password, COMPLAINTS_FAILPOINT="mid-batch:120:stop",
+                           COMPLAINTS_SMTP_HOST="")
+    wait_until(lambda: _holder(dep) == frozen.name, what="the first worker to hold the folder")
+    heir = workers.start(dep, imap_account.password)
+    wait_until(lambda: _holder(dep) == heir.name, timeout=4 * TAKEOVER,
+               what="the second worker to take the folder over")
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+               and imap_account.count("INBOX") == 0, timeout=600, what="the backlog")
+    os.kill(frozen.proc.pid, signal.SIGCONT)
+    wait_until(lambda: "standing by" in frozen.log(), timeout=60,
+               what="the woken worker to stand by")
+    assert frozen.stop() == 0, frozen.log()[-3000:]
+    assert heir.stop() == 0, heir.log()[-3000:]
+    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
+                      "WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM cases") == n
+    assert imap_account.count("Processed") == n
+    sent = message_ids(smtp_server.received)
+    assert len(sent) == n and set(sent.values()) == {1}
+    polls_never_overlap(dep, "complaints")
+    # The poll it was frozen in failed when it woke: it committed nothing after the takeover.
+    assert dep.scalar(f"SELECT count(*) FROM poll_runs WHERE worker = '{frozen.name}' "
+                      "AND last_error IS NOT NULL") == 1
+
+
+# --- one thread, two workers ----------------------------------------------------------------------
+
+def test_mails_of_one_thread_at_two_workers_at_once_land_on_one_case(
+        tmp_path: Path, pg_url: str, dovecot: DovecotServer, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    """Each thread's complaint reaches one mailbox and two replies to it reach the other; one
+    worker serves each mailbox, both at once. Without the thread claims, each worker would
+    open its own case for the thread (neither sees the other's uncommitted rows)."""
+    threads = 60
+    first, second = dovecot.account(), dovecot.account()
+    boxes = {"first": first, "second": second}
+    one = desk(tmp_path, pg_url, smtp_server, {"first": first}, name="one", per_sender=3)
+    two = desk(tmp_path, pg_url, smtp_server, {"second": second}, name="two", per_sender=3)
+    one.upgrade()
+    mails: dict[str, list[bytes]] = {"first": [], "second": []}
+    for i in range(threads):
+        here, there = ("first", "second") if i % 2 else ("second", "first")
+        origin = f"<thread-{i}@mail.example.org>"
+        sender = f"Customer {i} <customer{i}@mail.example.org>"
+        mails[here].append(complaint(i, to=f"{here}@example.com", sender=sender,
+                                     message_id=origin))
+        for reply in (1, 2):
+            mails[there].append(complaint(
+                i, to=f"{there}@example.com", sender=sender, in_reply_to=origin,
+                message_id=f"<thread-{i}-reply-{reply}@mail.example.org>",
+                subject=f"Re: Calls keep dropping, line {i}"))
+    for box, raws in mails.items():
+        boxes[box].append("INBOX", raws)
+    started = [workers.start(one, first.password), workers.start(two, second.password)]
+
+    total = threads * 3
+    wait_until(lambda: one.scalar("SELECT count(*) FROM messages WHERE direction = 'in'")
+               == total and one.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+               and first.count("INBOX") == 0 and second.count("INBOX") == 0,
+               timeout=300, what="both mailboxes")
+    assert [worker.stop() for worker in started] == [0, 0]
+
+    engine = open_database(pg_url)
+    with engine.connect() as conn:
+        spread = conn.exec_driver_sql(
+            "SELECT substring(message_id from '^<thread-([0-9]+)') AS thread, "
+            "count(DISTINCT case_id) FROM messages WHERE direction = 'in' GROUP BY 1").all()
+    engine.dispose()
+    assert len(spread) == threads
+    assert {cases for _, cases in spread} == {1}, [row for row in spread if row[1] != 1]
+    assert one.scalar("SELECT count(*) FROM cases") == threads
+    # One acknowledgement per thread: the case was opened once.
+    acks = Counter(mail.rcpt_tos for mail in smtp_server.received)
+    assert len(acks) == threads and set(acks.values()) == {1}, acks.most_common(3)
+
+
+def test_acknowledgement_limit_per_sender_holds_across_workers(
+        tmp_path: Path, pg_url: str, dovecot: DovecotServer, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    """One sender writes 12 complaints, 6 to each of two mailboxes served by two workers at
+    once; with at most 3 acknowledgements per sender, exactly 3 go out in all (not 3 each)."""
+    first, second = dovecot.account(), dovecot.account()
+    one = desk(tmp_path, pg_url, smtp_server, {"first": first}, name="one", per_sender=3)
+    two = desk(tmp_path, pg_url, smtp_server, {"second": second}, name="two", per_sender=3)
+    one.upgrade()
+    sender = "Repeat Writer <repeat@mail.example.org>"
+    first.append("INBOX", [complaint(i, to="first@example.com", sender=sender)
+                           for i in range(6)])
+    second.append("INBOX", [complaint(100 + i, to="second@example.com", sender=sender)
+                            for i in range(6)])
+    started = [workers.start(one, first.password), workers.start(two, second.password)]
+    wait_until(lambda: one.scalar("SELECT count(*) FROM cases") == 12
+               and one.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0,
+               timeout=120, what="both mailboxes")
+    assert [worker.stop() for worker in started] == [0, 0]
+    assert one.scalar("SELECT count(*) FROM outbox WHERE kind = 'ack'") == 3
+    assert len(smtp_server.received) == 3
+    assert one.scalar("SELECT count(*) FROM events WHERE kind = 'ack-skipped'") == 9
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+def test_three_workers_drain_an_outbox_of_1000_sending_each_mail_once(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
+        workers: Workers) -> None:
+    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
+    dep.upgrade()
+    engine = open_database(pg_url)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        for i in range(1000):
+            mail = EmailMessage()
+            recipient = f"person{i}@mail.example.org"
+            mail["From"] = "complaints@example.com"
+            mail["To"] = recipient
+            mail["Subject"] = f"Queued notice {i}"
+            mail["Message-ID"] = f"<queued-{i}@desk.example.com>"
+            mail.set_content("Your case is being handled.\n")
+            queue_mail(session, mail, kind="notice", recipients=[recipient], now=now)
+    engine.dispose()
+    started = [workers.start(dep, imap_account.password) for _ in range(3)]
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM outbox WHERE status = 'sent'") == 1000,
+               timeout=300, what="the outbox to drain")
+    assert [worker.stop() for worker in started] == [0, 0, 0]
+    sent = message_ids(smtp_server.received)
+    assert len(sent) == 1000 and set(sent.values()) == {1}, sent.most_common(3)
+    assert dep.scalar("SELECT max(attempts) FROM outbox") == 1
+    assert sum("sent notice" in worker.log() for worker in started) >= 2, \
+        "one worker sent everything: the claims were not shared"
+
+
+# --- what an operator sees --------------------------------------------------------------------
+
+def test_status_shows_who_polls_which_mailbox_and_the_heartbeats(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, workers: Workers) -> None:
+    dep = desk(tmp_path, pg_url, None, {"complaints": imap_account})
+    dep.upgrade()
+    holder = workers.start(dep, imap_account.password)
+    wait_until(lambda: _holder(dep) == holder.name, what="the worker to hold the folder")
+    spare = workers.start(dep, imap_account.password)
+    wait_until(lambda: dep.scalar(f"SELECT count(*) FROM workers WHERE name = '{spare.name}'"),
+               what="the second worker to register")
+    out = dep.command(["status"], imap_account.password).stdout
+    assert f"polled by    {holder.name} since" in out
+    assert f"{holder.name}  started" in out and f"{spare.name}  started" in out
+    assert out.count("last heartbeat") == 2
+    assert spare.stop() == 0 and holder.stop() == 0
+    out = dep.command(["status"], imap_account.password).stdout
+    assert "polled by    no worker" in out
+    assert out.count("stopped ") == 2
+
+
+def test_poll_once_skips_a_mailbox_another_worker_is_polling(
+        tmp_path: Path, pg_url: str, imap_account: ImapAccount, workers: Workers) -> None:
+    dep = desk(tmp_path, pg_url, None, {"complaints": imap_account})
+    dep.upgrade()
+    holder = workers.start(dep, imap_account.password)
+    wait_until(lambda: _holder(dep) == holder.name, what="the worker to hold the folder")
+    result = dep.command(["poll", "--once"], imap_account.password)
+    assert "complaints: skipped, another worker is polling it right now" in result.stdout
+    assert holder.stop() == 0
+
+
+@pytest.mark.parametrize("second", [["run"], ["poll", "--once"]])
+def test_a_second_worker_on_sqlite_is_refused_with_advice(
+        tmp_path: Path, sqlite_url: str, imap_account: ImapAccount, workers: Workers,
+        second: list[str]) -> None:
+    dep = Deployment(tmp_path, sqlite_url,
+                     {"complaints": (imap_account, ["complaints@example.com"])}).write()
+    dep.upgrade()
+    first = workers.start(dep, imap_account.password)
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM folder_leases"),
+               what="the first worker to start polling")
+    result = dep.command(second, imap_account.password, check=False, timeout=60)
+    assert result.returncode != 0
+    assert "already running on the SQLite database" in result.stderr
+    assert "PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert first.proc.poll() is None  # the first one is untouched
+    assert first.stop() == 0
+    # Once it stopped, a worker may start again.
+    assert dep.command(["poll", "--once"], imap_account.password).returncode == 0
