@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -33,9 +34,41 @@ from processor.errors import WorkerRefused
 log = logging.getLogger("processor.coordination")
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]") or "0"
+    except OSError:
+        return "0"
+
+
+# Hostnames and pids repeat: containers may share a hostname, each running as pid 1. The
+# token (this process's pid namespace, then random) makes every process's name its own, and
+# says whether a pid seen in a name can be checked from here at all.
+_TOKEN = f"{_pid_namespace()}.{secrets.token_hex(3)}"
+
+
 def worker_name() -> str:
-    """The name a process goes by in the registry, the leases and the outbox claims."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The name a process goes by in the registry, the leases and the outbox claims:
+    host:pid:token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+
+
+def gone_from_here(name: str) -> bool:
+    """True only when `name` is a process of this host and pid namespace that no longer runs
+    (killed, then restarted): its lease or claims need not wait for their expiry. A name from
+    elsewhere is never presumed dead: only its expiry says so."""
+    host, _, rest = name.partition(":")
+    pid_text, _, token = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() \
+            or token.partition(".")[0] != _TOKEN.partition(".")[0] or name == worker_name():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +163,7 @@ class Coordinator:
         """The folder's lease for this worker, or None while another live worker holds it."""
         started = time.monotonic()
         lease = leases.try_acquire(self.engine, mailbox, folder, self.name, self.times.ttl,
-                                   take_any=self.sqlite, is_dead=_dead_on_this_host)
+                                   take_any=self.sqlite, is_dead=gone_from_here)
         if lease is None:
             return None
         held = HeldLease(lease, self.times,
@@ -182,24 +215,6 @@ class Coordinator:
                     log.error("heartbeat failed (%s); the leases held lapse in %.0f s unless "
                               "the database comes back", exc, self.times.ttl.total_seconds())
                 self._beat_failing = True
-
-
-def _dead_on_this_host(holder: str) -> bool:
-    """A holder named host:pid on this host whose process is gone (killed, then restarted):
-    no need to wait for its lease to expire. Other hosts' holders are left to expire."""
-    host, _, pid_text = holder.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _ProcessLock:

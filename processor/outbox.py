@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from processor import failpoints
 from processor.config import Settings
+from processor.coordination import gone_from_here, worker_name
 from processor.db import session_scope
 from processor.db.models import Case, OutboxMail, Suppression
 from processor.errors import ComplaintsError
@@ -86,39 +86,22 @@ def _keep_copies(settings: Settings, stats: DrainStats) -> None:
     stats.sent_raws.clear()
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def release_dead_claims(engine: Engine, now: datetime) -> int:
     """Free mail claimed by a process of this host that no longer runs (it was killed).
 
-    Without this, mail claimed just before a crash would wait out CLAIM_SECONDS; other hosts'
-    claims are left to expire, since we cannot see their processes.
+    Without this, mail claimed just before a crash would wait out CLAIM_SECONDS; claims of
+    processes we cannot see are left to expire, or to the worker registry's heartbeat
+    (processor.db.leases.release_claims_of_dead_workers).
     """
-    host = socket.gethostname()
     released = 0
     with session_scope(engine) as session:
         for row in session.scalars(select(OutboxMail).where(
                 OutboxMail.status == "queued", OutboxMail.claimed_until > now,
-                OutboxMail.claimed_by.like(f"{host}:%"))):
-            pid = int((row.claimed_by or ":0").rpartition(":")[2] or 0)
-            if pid != os.getpid() and not _process_alive(pid):
+                OutboxMail.claimed_by.like(f"{socket.gethostname()}:%"))):
+            if gone_from_here(row.claimed_by or ""):
                 row.claimed_by, row.claimed_until = None, None
                 released += 1
     return released
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def claim_due(engine: Engine, now: datetime, limit: int, worker: str) -> list[OutboxMail]:

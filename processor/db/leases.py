@@ -108,8 +108,8 @@ def try_acquire(engine: Engine, mailbox: str, folder: str, worker: str, ttl: tim
                 is_dead: Callable[[str], bool] = lambda holder: False) -> Lease | None:
     """Take the folder's lease if it is free, expired or already ours; None if another
     worker holds it. `take_any`: this is the only worker there can be (SQLite), so a lease
-    left by a killed predecessor is taken at once; `is_dead(holder)`: the caller knows that
-    holder is gone (a dead process on this host)."""
+    left by a killed predecessor is taken at once; `is_dead(holder)`: the caller can see
+    that the holder's process is gone (see processor.coordination.gone_from_here)."""
     with session_scope(engine) as session:
         now = db_now(session)
         # SKIP LOCKED: a row locked right now belongs to a holder committing a batch: it lives.

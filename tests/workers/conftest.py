@@ -27,9 +27,13 @@ class WorkerProcess:
     log_path: Path
 
     @property
-    def name(self) -> str:
-        """The name the worker goes by in the registry and the leases (host:pid)."""
-        return f"{socket.gethostname()}:{self.proc.pid}"
+    def name_prefix(self) -> str:
+        """The start of the name the worker goes by in the registry and the leases
+        (host:pid:token; the token is its own)."""
+        return f"{socket.gethostname()}:{self.proc.pid}:"
+
+    def owns(self, name: object) -> bool:
+        return isinstance(name, str) and name.startswith(self.name_prefix)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -10,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from processor.coordination import gone_from_here, worker_name
 from processor.db import is_concurrency_conflict, open_database, session_scope, upgrade_schema
 from processor.db import leases
 from processor.db.models import OutboxMail, Worker
@@ -62,13 +65,11 @@ def test_a_released_lease_is_free_at_once(engine: Engine) -> None:
     assert (view.holder, view.expired) == ("host-b:2", False)
 
 
-def test_a_holder_known_dead_or_the_only_possible_worker_takes_a_live_lease(
-        engine: Engine) -> None:
+def test_the_only_possible_worker_takes_a_live_lease(engine: Engine) -> None:
+    """SQLite: the process lock proves the previous holder is gone (a restart after a kill)."""
     leases.try_acquire(engine, "box", "INBOX", "host-a:1", LONG)
-    assert leases.try_acquire(engine, "box", "INBOX", "host-b:2", LONG,
-                              is_dead=lambda holder: holder == "host-a:1") is not None
     assert leases.try_acquire(engine, "box", "INBOX", "host-c:3", LONG, take_any=True) \
-        is not None
+        == leases.Lease("box", "INBOX", "host-c:3", 2)
     assert leases.try_acquire(engine, "box", "INBOX", "host-b:2", LONG) is None
 
 
@@ -117,3 +118,16 @@ def test_only_postgresql_unique_violations_count_as_a_concurrent_write(engine: E
     # SQLite has a single worker, so a unique violation there is a bug to quarantine, never a
     # race to retry.
     assert is_concurrency_conflict(caught.value) is (engine.dialect.name == "postgresql")
+
+
+def test_a_process_is_presumed_gone_only_when_it_can_be_checked_from_here() -> None:
+    child = subprocess.run([sys.executable, "-c", "from processor.coordination import "
+                            "worker_name; print(worker_name())"],
+                           capture_output=True, text=True, check=True)
+    exited = child.stdout.strip()
+    assert gone_from_here(exited)  # this host, this pid namespace, and the process has exited
+    assert not gone_from_here(worker_name())  # ourselves
+    host, pid, token = exited.split(":")
+    assert not gone_from_here(f"other-host:{pid}:{token}")  # cannot be seen from here
+    namespace, _, random_part = token.partition(".")
+    assert not gone_from_here(f"{host}:{pid}:1{namespace}.{random_part}")  # another pid ns
