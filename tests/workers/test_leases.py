@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from processor.coordination import gone_from_here, worker_name
-from processor.db import is_concurrency_conflict, open_database, session_scope, upgrade_schema
+from processor.db import (
+    check_schema_current,
+    is_concurrency_conflict,
+    open_database,
+    session_scope,
+    upgrade_schema,
+)
 from processor.db import leases
 from processor.db.models import OutboxMail, Worker
 from processor.errors import LeaseLost
@@ -131,3 +139,20 @@ def test_a_process_is_presumed_gone_only_when_it_can_be_checked_from_here() -> N
     assert not gone_from_here(f"other-host:{pid}:{token}")  # cannot be seen from here
     namespace, _, random_part = token.partition(".")
     assert not gone_from_here(f"{host}:{pid}:1{namespace}.{random_part}")  # another pid ns
+
+
+def test_workers_starting_together_upgrade_the_schema_once(pg_url: str, tmp_path: Path) -> None:
+    """Each container runs `complaints db upgrade` as it starts: on one fresh database at the
+    same moment, they take turns and all succeed."""
+    env = dict(os.environ, COMPLAINTS_DATABASE_URL=pg_url,
+               COMPLAINTS_CONFIG=str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    upgrades = [subprocess.Popen([sys.executable, "-m", "processor", "db", "upgrade"], env=env,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(proc.wait(timeout=120), proc.stderr.read()) for proc in upgrades
+               if proc.stderr is not None]
+    assert [code for code, _ in results] == [0, 0, 0], results
+    engine = open_database(pg_url)
+    check_schema_current(engine)
+    engine.dispose()
