@@ -64,6 +64,10 @@ class ProcessingSettings:
     templates_dir: str = ""
 
 
+# Below this, a worker pausing for a slow disk or a large mail would lose its folders' leases.
+MIN_TAKEOVER_SECONDS = 3.0
+
+
 @dataclass(frozen=True, slots=True)
 class WorkersSettings:
     # A folder whose worker died (or lost the database) is polled by another within this time.
@@ -272,6 +276,11 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "(inline)",
         for name, cls in _SECTIONS.items()
     }
     mailboxes = _mailboxes(data.get("mailbox", {}), source, environ)
+    takeover = sections["workers"].takeover_seconds
+    if takeover < MIN_TAKEOVER_SECONDS:
+        raise ConfigError(f"must be at least {MIN_TAKEOVER_SECONDS:.0f} seconds, not {takeover}",
+                          key="workers.takeover_seconds", source=source,
+                          hint="the default, 30, suits most desks")
     return Settings(source=source, mailboxes=mailboxes, **sections)
 
 

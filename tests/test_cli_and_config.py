@@ -45,6 +45,7 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
     ({"mailbox": {"m": {"host": "x"}}}, "mailbox.m.addresses", "addresses"),
     ({"digest": {"hour": True}}, "digest.hour", "whole number"),
     ({"nonsense": {}}, "nonsense", "unknown section"),
+    ({"workers": {"takeover_seconds": 1}}, "workers.takeover_seconds", "at least 3 seconds"),
 ])
 def test_each_mistake_is_a_config_error_naming_its_key(table: dict, key: str,  # type: ignore[type-arg]
                                                        expected: str) -> None:
