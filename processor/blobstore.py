@@ -5,10 +5,16 @@ file and a name never comes from the mail. The fsync and rename are batched: `pu
 the temporary file, and `sync` (called before the database commit that refers to the files)
 fsyncs them, renames them into place and fsyncs their directories. So a mail is never moved on
 the server before its bytes are durable, without one sync per mail.
+
+On Linux a batch of many files is made durable with two syncfs(2) calls (the temporary files'
+data, then the renames) instead of an fsync per file and directory: a batch of 200 mails is
+about a thousand files, and their fsyncs were a sixth of the ingest time.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import tempfile
@@ -94,26 +100,66 @@ class BlobStore:
         return self.path_for(sha256).exists() or self.path_for(sha256) in self._pending
 
     def sync(self) -> None:
-        """fsync every staged file, rename it into place, then fsync the directories."""
+        """Make every staged file durable under its final name: the data first, then the
+        rename, so a crash can never leave a complete-looking file with missing bytes."""
+        pending = self._pending
+        if len(pending) >= SYNCFS_FROM_FILES and _syncfs(self.root):
+            for target, tmp in pending.items():
+                os.replace(tmp, target)
+            if not _syncfs(self.root):
+                raise OSError("syncfs failed after the renames")
+            pending.clear()
+            return
         directories: set[Path] = set()
-        for target, tmp in self._pending.items():
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        for target, tmp in pending.items():
+            _fsync(tmp)
             os.replace(tmp, target)
             directories.update((target.parent, target.parent.parent))
         for directory in directories:
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self._pending.clear()
+            _fsync(directory)
+        pending.clear()
 
     def discard(self) -> None:
         """Drop staged files of a batch that was rolled back."""
         for tmp in self._pending.values():
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+
+
+# Below this many files a batch is synced file by file: syncfs also writes out whatever else
+# is dirty on the filesystem, which only pays off against many fsyncs.
+SYNCFS_FROM_FILES = 16
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs():  # type: ignore[no-untyped-def]
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError, TypeError):  # not Linux: fsync file by file
+        return None
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(root: Path) -> bool:
+    """syncfs(2) on the filesystem holding `root`; False when not available (then fsync)."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs({root}): {os.strerror(error)}")
+    finally:
+        os.close(fd)
+    return True

@@ -6,6 +6,8 @@ import hashlib
 import threading
 from pathlib import Path
 
+import pytest
+
 from processor.blobstore import BlobStore
 
 
@@ -50,3 +52,16 @@ def test_each_thread_syncs_and_discards_only_its_own(tmp_path: Path) -> None:
     assert other_done.is_set()
     store.sync()
     assert store.get(mine) == b"mine"
+
+
+@pytest.mark.parametrize("files", [3, 40])  # synced file by file, and with syncfs(2)
+def test_a_batch_is_in_place_whole_after_sync_however_it_is_synced(tmp_path: Path,
+                                                                   files: int) -> None:
+    store = BlobStore(tmp_path)
+    contents = [f"mail {i}".encode() * (i + 1) for i in range(files)]
+    digests = [store.put(data) for data in contents]
+    assert not any(store.path_for(d).exists() for d in digests)
+    store.sync()
+    assert [store.get(d) for d in digests] == contents
+    assert not list(tmp_path.rglob(".tmp-*"))
+    store.sync()  # nothing staged: nothing to do
