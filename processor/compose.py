@@ -1,8 +1,10 @@
 """Pure builders for the mail we send: acknowledgements, staff notifications, their headers.
 
-Nothing a complainant wrote reaches a header except through `clean_header_text` and the
-email package's modern policy, and every message is re-parsed before it is returned to prove
-that it carries exactly the headers and recipients we meant (see `_verify_headers`).
+Nothing a complainant wrote reaches a header except through `clean_header_text` and
+`processor.wire`, which writes each header itself (plain words or RFC 2047 encoded-words,
+folded) and refuses control characters; and every message's header block is re-read from
+its bytes before it is returned, to prove that it carries exactly the headers and recipients
+we meant (see `_verify_headers`).
 """
 
 from __future__ import annotations
@@ -17,26 +19,23 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from typing import Any
 
+from processor import wire
 from processor.errors import ComplaintsError
 from processor.mail.model import Address, ParsedMessage
 from processor.mail.subject import display_subject
 from processor.render import RenderedBody
+from processor.wire import POLICY as POLICY  # re-exported: the policy of what we compose
+from processor.wire import AddressWireHeader, ComposedMessage, InvalidHeader, WireHeader
 
-# 7bit keeps bodies base64/quoted-printable and headers RFC 2047-encoded, so any relay accepts it.
-POLICY = email.policy.SMTP.clone(cte_type="7bit", max_line_length=78)
 MAX_SUBJECT_CHARS = 180
 MAX_REFERENCES = 20
 
 
 class InvalidAddress(ComplaintsError):
     """An address we were asked to write into a header or an envelope is not a plain mailbox."""
-
-
-class InvalidHeader(ComplaintsError):
-    """A composed message does not re-parse to the headers we set (a bug, never sent)."""
 
 
 # --- Message-IDs: unguessable, and recognisable as ours when a reply refers to them
@@ -61,10 +60,13 @@ def is_our_message_id(message_id: str, domain: str, installation_id: str) -> boo
 
 
 _MESSAGE_ID = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")  # printable ASCII, no spaces or brackets
+# A Message-ID is never folded: this keeps its line under RFC 5322's 998 octets.
+MAX_MESSAGE_ID = 900
 
 
 def _valid_message_id(value: str | None) -> str | None:
-    return value.strip() if value and _MESSAGE_ID.match(value.strip()) else None
+    value = value.strip() if value else None
+    return value if value and len(value) <= MAX_MESSAGE_ID and _MESSAGE_ID.match(value) else None
 
 
 # --- addresses
@@ -104,6 +106,7 @@ def validate_address(address: str) -> str:
 
 
 def _mailbox(who: Address | str) -> HeaderAddress:
+    """A valid address (IDN domain in ASCII) with its display name made one line of text."""
     if isinstance(who, str):
         who = Address("", who)
     local, _, domain = validate_address(who.address).rpartition("@")
@@ -126,6 +129,8 @@ def clean_header_text(text: str, max_chars: int = MAX_SUBJECT_CHARS) -> str:
     when a header is set, so a subject containing the *text* "=?utf-8?q?=0D=0ABcc:...?=" would
     otherwise turn into a real line break on the wire.
     """
+    if text.isprintable():  # no controls, format characters or separators but the space
+        return truncate_text(" ".join(text.split()).replace("=?", "= ?"), max_chars)
     chars = []
     for char in text:
         category = unicodedata.category(char)
@@ -217,20 +222,15 @@ def ack_context(*, case_ref: str, subject: str, category_label: str,
 def compose_ack(*, case_ref: str, tag_format: str, original: ParsedMessage,
                 from_address: Address | str, to: Address, body: RenderedBody, message_id: str,
                 loop_header_name: str, loop_header_value: str, date: datetime,
-                max_subject_chars: int = MAX_SUBJECT_CHARS) -> EmailMessage:
+                max_subject_chars: int = MAX_SUBJECT_CHARS) -> ComposedMessage:
     """The acknowledgement of a new case, threaded under the complainant's mail."""
-    msg = _base(from_address, [to], ack_subject(format_tag(tag_format, case_ref),
-                                                _their_subject(original), max_subject_chars),
-                message_id, date)
+    headers = _base(from_address, [to], ack_subject(format_tag(tag_format, case_ref),
+                                                    _their_subject(original), max_subject_chars),
+                    message_id, date)
     parent = _valid_message_id(original.message_id)
-    if parent:
-        msg["In-Reply-To"] = parent
-    references = _references(original.references, parent)
-    if references:
-        msg["References"] = " ".join(references)
-    msg["Auto-Submitted"] = "auto-replied"
-    _finish(msg, loop_header_name, loop_header_value, body)
-    return msg
+    headers += _threading(parent, _references(original.references, parent))
+    headers.append(wire.unstructured("Auto-Submitted", "auto-replied"))
+    return _finish(headers, loop_header_name, loop_header_value, body)
 
 
 def compose_staff_notification(*, case_ref: str, tag_format: str, original: ParsedMessage,
@@ -238,20 +238,19 @@ def compose_staff_notification(*, case_ref: str, tag_format: str, original: Pars
                                body: RenderedBody, message_id: str, loop_header_name: str,
                                loop_header_value: str, date: datetime,
                                max_subject_chars: int = MAX_SUBJECT_CHARS,
-                               reply_to: str | None = None) -> EmailMessage:
+                               reply_to: str | None = None) -> ComposedMessage:
     """A new-case notice to staff; automatic, so marked auto-generated like the ack is marked.
 
     `reply_to` is the case's signed reply address: a staff answer sent there can be verified."""
     if not to:
         raise InvalidAddress("a staff notification needs at least one recipient")
-    msg = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
-                                                    _their_subject(original), max_subject_chars),
-                message_id, date)
+    headers = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
+                                                        _their_subject(original),
+                                                        max_subject_chars), message_id, date)
     if reply_to:
-        msg["Reply-To"] = _mailbox(reply_to)
-    msg["Auto-Submitted"] = "auto-generated"
-    _finish(msg, loop_header_name, loop_header_value, body)
-    return msg
+        headers.append(wire.addresses("Reply-To", [_mailbox(reply_to)]))
+    headers.append(wire.unstructured("Auto-Submitted", "auto-generated"))
+    return _finish(headers, loop_header_name, loop_header_value, body)
 
 
 def _their_subject(original: ParsedMessage) -> str:
@@ -260,33 +259,37 @@ def _their_subject(original: ParsedMessage) -> str:
 
 
 def _base(from_address: Address | str, to: Sequence[Address | str], subject: str,
-          message_id: str, date: datetime) -> EmailMessage:
+          message_id: str, date: datetime) -> list[WireHeader]:
     if not _valid_message_id(message_id):
         raise InvalidHeader(f"not a valid Message-ID: {message_id!r}")
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = _mailbox(from_address)
-    msg["To"] = [_mailbox(who) for who in to]
-    msg["Subject"] = subject
-    msg["Date"] = email.utils.format_datetime(date)
-    msg["Message-ID"] = message_id
-    return msg
+    return [wire.addresses("From", [_mailbox(from_address)]),
+            wire.addresses("To", [_mailbox(who) for who in to]),
+            wire.unstructured("Subject", subject),
+            wire.unstructured("Date", email.utils.format_datetime(date)),
+            wire.tokens("Message-ID", [message_id.strip()])]
+
+
+def _threading(parent: str | None, references: list[str]) -> list[WireHeader]:
+    return ([wire.tokens("In-Reply-To", [parent])] if parent else []) + (
+        [wire.tokens("References", references)] if references else [])
 
 
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext
+_TOKEN = re.compile(r"^[A-Za-z0-9-]+$")
 
 
-def _finish(msg: EmailMessage, loop_header_name: str, loop_header_value: str,
-            body: RenderedBody) -> None:
+def _finish(headers: list[WireHeader], loop_header_name: str, loop_header_value: str,
+            body: RenderedBody, attachments: Sequence[MIMEPart] = ()) -> ComposedMessage:
     if not _FIELD_NAME.match(loop_header_name) or loop_header_name.lower() in {
-            k.lower() for k in msg.keys()}:
+            h.name.lower() for h in headers} | {"mime-version", "content-type",
+                                                "content-transfer-encoding"}:
         raise InvalidHeader(f"not a usable loop header name: {loop_header_name!r}")
     # Tells Exchange and others not to send us out-of-office replies or read receipts.
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[loop_header_name] = clean_header_text(loop_header_value, 200)
-    msg.set_content(body.text, subtype="plain", charset="utf-8")
-    if body.html is not None:
-        msg.add_alternative(body.html, subtype="html", charset="utf-8")
+    headers.append(wire.unstructured("X-Auto-Response-Suppress", "All"))
+    headers.append(wire.unstructured(loop_header_name, clean_header_text(loop_header_value, 200)))
+    msg = wire.message(headers, body.text, body.html, attachments)
     _verify_headers(msg)
+    return msg
 
 
 def _references(theirs: Sequence[str], parent: str | None) -> list[str]:
@@ -302,23 +305,32 @@ def _references(theirs: Sequence[str], parent: str | None) -> list[str]:
 
 
 def _verify_headers(msg: EmailMessage) -> None:
-    """Serialise and re-read the header block: the same header names and recipients, or we
-    refuse to send. Only the headers are re-read (with the fast compat32 parser): the body
-    cannot add a header, and a full modern-policy parse per outgoing mail cost more than
-    composing it."""
-    wire = msg.as_bytes()
-    reparsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(wire)
+    """Read the header block back from the bytes we will send: the same header names and
+    recipients, nothing but 7-bit text and no line over 998 octets, or we refuse to send.
+    Only the header block is re-read (with the fast compat32 parser): the body cannot add a
+    header. For a ComposedMessage `as_bytes` is the bytes already written, not a second
+    serialisation."""
+    raw = msg.as_bytes()
+    end = raw.find(b"\r\n\r\n")
+    block = raw[:end + 4] if end >= 0 else raw
+    reparsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
     intended = [k.lower() for k in msg.keys()]
     if [k.lower() for k in reparsed.keys()] != intended or any(
             "\r" in str(v) or "\n" in str(v) for v in msg.values()):
         raise InvalidHeader(f"composed headers changed on the wire: {reparsed.keys()}")
-    for name in ("From", "To"):
+    if not block.isascii() or any(len(line) > 998 for line in block.split(b"\r\n")):
+        raise InvalidHeader("composed header block is not 7-bit text in lines of 998 octets")
+    for name in ("From", "To", "Reply-To"):
         if _address_list(reparsed, name) != _address_list(msg, name):
             raise InvalidHeader(f"composed {name} header changed on the wire")
 
 
-def _address_list(msg: EmailMessage, name: str) -> list[str]:
-    return [a for _, a in email.utils.getaddresses([str(v) for v in msg.get_all(name, [])])]
+def _address_list(msg: email.message.Message, name: str) -> list[str]:
+    values = msg.get_all(name, [])
+    ours = [v for v in values if isinstance(v, AddressWireHeader)]
+    if len(ours) == len(values):  # what we meant, known without parsing
+        return [a.addr_spec for v in ours for a in v.addresses]
+    return [a for _, a in email.utils.getaddresses([str(v) for v in values])]
 
 
 def compose_case_mail(*, case_ref: str, tag_format: str, subject: str,
@@ -328,33 +340,35 @@ def compose_case_mail(*, case_ref: str, tag_format: str, subject: str,
                       references: Sequence[str] = (), auto_submitted: str | None = None,
                       reply_to: str | None = None,
                       attachments: Sequence[tuple[str, str, bytes]] = (),
-                      max_subject_chars: int = MAX_SUBJECT_CHARS) -> EmailMessage:
+                      max_subject_chars: int = MAX_SUBJECT_CHARS) -> ComposedMessage:
     """Any other mail about a case: a relayed staff answer, a resolution notice, a note to staff.
 
     `auto_submitted` is None for a person's words relayed (a staff answer), "auto-generated" or
     "auto-replied" for what the processor writes by itself. `attachments` are (filename,
     content type, bytes); their names are cleaned like any other header text.
     """
-    msg = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
-                                                    display_subject(subject) or subject,
-                                                    max_subject_chars), message_id, date)
+    headers = _base(from_address, list(to), ack_subject(format_tag(tag_format, case_ref),
+                                                        display_subject(subject) or subject,
+                                                        max_subject_chars), message_id, date)
     parent = _valid_message_id(in_reply_to)
-    if parent:
-        msg["In-Reply-To"] = parent
-    refs = _references(references, parent)
-    if refs:
-        msg["References"] = " ".join(refs)
+    headers += _threading(parent, _references(references, parent))
     if reply_to:
-        msg["Reply-To"] = _mailbox(reply_to)
+        headers.append(wire.addresses("Reply-To", [_mailbox(reply_to)]))
     if auto_submitted:
-        msg["Auto-Submitted"] = auto_submitted
-    _finish(msg, loop_header_name, loop_header_value, body)
-    for filename, content_type, payload in attachments:
-        maintype, _, subtype = content_type.partition("/")
-        if not maintype or not subtype or not _FIELD_NAME.match(content_type):
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(payload, maintype=maintype, subtype=subtype,
-                           filename=clean_header_text(filename, 120) or "attachment.bin")
-    if attachments:
-        _verify_headers(msg)
-    return msg
+        if not _TOKEN.match(auto_submitted):
+            raise InvalidHeader(f"not an Auto-Submitted keyword: {auto_submitted!r}")
+        headers.append(wire.unstructured("Auto-Submitted", auto_submitted))
+    return _finish(headers, loop_header_name, loop_header_value, body,
+                   [_attachment(*attachment) for attachment in attachments])
+
+
+def _attachment(filename: str, content_type: str, payload: bytes) -> MIMEPart:
+    """An attachment part, base64, written by the email package: its RFC 2231 filename
+    parameter is the one header we leave to it (relayed attachments are rare)."""
+    maintype, _, subtype = content_type.partition("/")
+    if not maintype or not subtype or not _FIELD_NAME.match(content_type):
+        maintype, subtype = "application", "octet-stream"
+    part = MIMEPart(policy=POLICY)
+    part.set_content(payload, maintype=maintype, subtype=subtype, disposition="attachment",
+                     filename=clean_header_text(filename, 120) or "attachment.bin")
+    return part
