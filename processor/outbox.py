@@ -39,12 +39,16 @@ BAD_ADDRESS_CODES = (550, 551, 553)
 
 def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients: Sequence[str],
                now: datetime, case: Case | None = None, automatic: bool = True,
-               envelope_from: str = "") -> OutboxMail:
+               envelope_from: str = "", raw: bytes | None = None) -> OutboxMail:
+    """Add `message` to the outbox in the caller's transaction. `raw` is its serialised form
+    if the caller has it; a message from processor.compose serialises to the bytes it was
+    composed as, so it is never serialised twice either way."""
     row = OutboxMail(
         case_id=case.id if case is not None else None, kind=kind, automatic=automatic,
         message_id=str(message["Message-ID"]), envelope_from=envelope_from,
         recipient=recipients[0].lower(), recipients=[r.lower() for r in recipients],
-        subject=str(message["Subject"] or ""), raw=message.as_bytes(policy=SMTP),
+        subject=str(message["Subject"] or ""),
+        raw=raw if raw is not None else message.as_bytes(policy=SMTP),
         status="queued", attempts=0, next_attempt_at=now, created_at=now,
     )
     session.add(row)
