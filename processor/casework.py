@@ -59,13 +59,15 @@ class ThreadClaims:
     """Which case each Message-ID of a thread belongs to (the thread_claims table), for one batch.
 
     Loaded with one query for the whole batch and kept current as the batch files its mail, so
-    threading needs no query per mail. Claims made for the mail in hand are pending until its
-    SAVEPOINT is released (`keep_pending`) or rolled back (`forget_pending`)."""
+    threading needs no query per mail, and nothing here needs the session flushed. Claims made
+    for the mail in hand are pending until it is filed (`keep_pending`) or abandoned
+    (`forget_pending`)."""
 
     def __init__(self, session: Session, case_ids: dict[str, int]) -> None:
         self._session = session
-        self._case_ids = case_ids
-        self._pending: dict[str, Case] = {}
+        self._case_ids = case_ids  # claimed before this batch
+        self._cases: dict[str, Case] = {}  # claimed by this batch
+        self._pending: dict[str, Case] = {}  # claimed for the mail in hand
 
     @classmethod
     def load(cls, session: Session, message_ids: Iterable[str]) -> ThreadClaims:
@@ -80,25 +82,26 @@ class ThreadClaims:
     def case_for(self, ids: Sequence[str]) -> Case | None:
         """The case of the newest of `ids` (References lists the newest last) that is claimed."""
         for message_id in reversed(ids):
-            if message_id in self._pending:
-                return self._pending[message_id]
-            if message_id in self._case_ids:
-                return self._session.get(Case, self._case_ids[message_id])
+            case = self._pending.get(message_id) or self._cases.get(message_id)
+            if case is not None:
+                return case
+            if message_id in self._case_ids:  # committed before the batch: no flush needed
+                with self._session.no_autoflush:
+                    return self._session.get(Case, self._case_ids[message_id])
         return None
 
     def claim(self, case: Case, ids: Iterable[str], now: datetime) -> None:
         """Claim for `case` every one of `ids` no case has claimed yet. Ids already claimed
         stay with their case (a stranger quoting someone's mail gains nothing by it)."""
         for message_id in dict.fromkeys(ids):
-            if message_id in self._case_ids or message_id in self._pending:
+            if message_id in self._case_ids or message_id in self._cases \
+                    or message_id in self._pending:
                 continue
             self._session.add(ThreadClaim(message_id=message_id, case=case, created_at=now))
             self._pending[message_id] = case
 
     def keep_pending(self) -> None:
-        self._session.flush()  # the case ids exist now
-        for message_id, case in self._pending.items():
-            self._case_ids[message_id] = case.id
+        self._cases.update(self._pending)
         self._pending.clear()
 
     def forget_pending(self) -> None:

@@ -45,12 +45,13 @@ def _pid_namespace() -> str:
 # token (this process's pid namespace, then random) makes every process's name its own, and
 # says whether a pid seen in a name can be checked from here at all.
 _TOKEN = f"{_pid_namespace()}.{secrets.token_hex(3)}"
+_HOST = socket.gethostname()[:60].replace(":", "-")  # names fit outbox.claimed_by (100)
 
 
 def worker_name() -> str:
     """The name a process goes by in the registry, the leases and the outbox claims:
     host:pid:token."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+    return f"{_HOST}:{os.getpid()}:{_TOKEN}"
 
 
 def gone_from_here(name: str) -> bool:
@@ -59,7 +60,7 @@ def gone_from_here(name: str) -> bool:
     elsewhere is never presumed dead: only its expiry says so."""
     host, _, rest = name.partition(":")
     pid_text, _, token = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit() \
+    if host != _HOST or not pid_text.isdigit() \
             or token.partition(".")[0] != _TOKEN.partition(".")[0] or name == worker_name():
         return False
     try:

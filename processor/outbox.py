@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +43,7 @@ def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients
     if the caller has it; a message from processor.compose serialises to the bytes it was
     composed as, so it is never serialised twice either way."""
     row = OutboxMail(
-        case_id=case.id if case is not None else None, kind=kind, automatic=automatic,
+        case=case, kind=kind, automatic=automatic,
         message_id=str(message["Message-ID"]), envelope_from=envelope_from,
         recipient=recipients[0].lower(), recipients=[r.lower() for r in recipients],
         subject=str(message["Subject"] or ""),
@@ -101,7 +100,7 @@ def release_dead_claims(engine: Engine, now: datetime) -> int:
     with session_scope(engine) as session:
         for row in session.scalars(select(OutboxMail).where(
                 OutboxMail.status == "queued", OutboxMail.claimed_until > now,
-                OutboxMail.claimed_by.like(f"{socket.gethostname()}:%"))):
+                OutboxMail.claimed_by.like(f"{worker_name().partition(':')[0]}:%"))):
             if gone_from_here(row.claimed_by or ""):
                 row.claimed_by, row.claimed_until = None, None
                 released += 1

@@ -23,9 +23,15 @@ from processor.coordination import HeldLease
 from processor.db import conflicts_as, session_scope
 from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
-from processor.errors import ConcurrentWrite
+from processor.errors import ConcurrentWrite, LeaseLost
 from processor.imap import FetchedMail, MailboxConnection
-from processor.pipeline import IngestContext, MailOutcome, ingest_batch, quarantine_mail
+from processor.pipeline import (
+    IngestContext,
+    MailOutcome,
+    NeedsCare,
+    ingest_batch,
+    quarantine_mail,
+)
 from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
@@ -164,17 +170,30 @@ class Poller:
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
-        attempt = 0
+        attempt, careful = 0, False
         while True:
             attempt += 1
             try:
                 outcomes = self._file(connection, ctx, batch, mails, oversized, sizes,
-                                      retry_conflicts=attempt <= CONFLICT_RETRIES)
+                                      retry_conflicts=attempt <= CONFLICT_RETRIES,
+                                      careful=careful)
                 break
             except ConcurrentWrite as exc:
                 self.store.discard()
                 log.info("%s: batch collided with another worker (%s); filing it again "
                          "(attempt %d)", ctx.mailbox.name, exc, attempt + 1)
+            except LeaseLost:
+                self.store.discard()
+                raise
+            except Exception as exc:
+                # NeedsCare, or a row refused at the commit: find the mail, one at a time.
+                self.store.discard()
+                if careful:
+                    raise
+                careful = True
+                log.info("%s: %s; filing the batch again mail by mail", ctx.mailbox.name,
+                         exc if isinstance(exc, NeedsCare) else f"{exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}")
             except BaseException:
                 self.store.discard()  # the transaction rolled back: its staged files go too
                 raise
@@ -183,11 +202,11 @@ class Poller:
 
     def _file(self, connection: MailboxConnection, ctx: IngestContext, batch: list[int],
               mails: list[FetchedMail], oversized: list[int], sizes: dict[int, int], *,
-              retry_conflicts: bool) -> list[MailOutcome]:
+              retry_conflicts: bool, careful: bool) -> list[MailOutcome]:
         with conflicts_as(ConcurrentWrite, enabled=retry_conflicts), \
                 session_scope(self.engine) as session:
             outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop,
-                                    retry_conflicts=retry_conflicts)
+                                    retry_conflicts=retry_conflicts, careful=careful)
             if len(outcomes) == len(mails):
                 for uid in oversized:
                     outcomes.append(self._quarantine_oversized(session, connection, ctx, uid,

@@ -353,6 +353,10 @@ class OutboxMail(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None]
 
+    # Set through the relationship, so a case opened in the same unit of work gets its id
+    # when the batch is flushed (case_id read off an unflushed case would be None).
+    case: Mapped[Case | None] = relationship()
+
 
 class Suppression(Base):
     """An address that gets no automatic mail until `until` (it bounced permanently)."""

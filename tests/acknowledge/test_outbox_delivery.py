@@ -38,6 +38,9 @@ def test_smtp_down_then_back_delivers_exactly_once(desk: Desk) -> None:
     assert len(desk.inbox_of(sender)) == 1
     [sent] = desk.outbox()
     assert sent.status == "sent" and sent.message_id == queued.message_id
+    # The acknowledgement belongs to its case (queued in the unit of work that opened it).
+    case = desk.case_of(sender)
+    assert sent.case_id == case.id and case.last_outbound_at is not None
 
 
 def test_transient_4xx_is_retried_then_given_up(tmp_path: Path, sqlite_url: str,
