@@ -62,6 +62,9 @@ class ProcessingSettings:
     reconnect_max_seconds: int = 300
     rules_dir: str = ""
     templates_dir: str = ""
+    # Processes parsing and classifying the next batch while one is filed; -1: one per core
+    # beyond the first, at most four; 0: all in the filing process.
+    parse_processes: int = -1
 
 
 # Below this, a worker pausing for a slow disk or a large mail would lose its folders' leases.

@@ -11,6 +11,7 @@ from processor.classify import RuleSet
 from processor.compose import subject_tag_pattern
 from processor.config import MailboxSettings, Settings
 from processor.mail import ParseLimits
+from processor.prepare import Recipients
 from processor.render import TemplateRenderer
 from processor.threading import DEFAULT_APPEAL_PHRASES
 
@@ -34,3 +35,9 @@ class IngestContext:
     @property
     def limits(self) -> ParseLimits:
         return self.settings.limits
+
+    @property
+    def recipients(self) -> Recipients:
+        """Our addresses, for telling which of them a mail reached."""
+        ours = {a.lower() for a in self.mailbox.addresses} | self.settings.monitored_addresses()
+        return Recipients(frozenset(ours), self.mailbox.addresses[0].lower())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -37,6 +37,7 @@ from processor.imap import FetchedMail
 from processor.loopguard import robot_signals
 from processor.mail import ParsedMessage, parse_message
 from processor.outbox import queue_mail
+from processor.prepare import Prepared, received_by
 from processor.threading import raised_priority
 
 log = logging.getLogger("processor.pipeline")
@@ -65,10 +66,11 @@ class NeedsCare(Exception):
 
 
 def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
-                 mails: Iterable[FetchedMail],
+                 prepared: Sequence[Prepared],
                  should_stop: Callable[[], bool] = lambda: False, *,
                  retry_conflicts: bool = False, careful: bool = True) -> list[MailOutcome]:
-    """File every mail of a batch; returns one outcome per mail handled, in order.
+    """File every mail of a prepared batch (processor.prepare); returns one outcome per mail
+    handled, in order.
 
     Stops early (after the mail in hand) when `should_stop()` turns true; the caller then
     advances the cursor only to the last UID returned. With `retry_conflicts`, a mail that
@@ -77,13 +79,7 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     instead of being quarantined: on the second pass the other worker's rows are visible.
     Without `careful`, the first mail that fails raises NeedsCare (see the module's doc).
     """
-    parsed: list[tuple[FetchedMail, ParsedMessage | BaseException, str | None]] = []
-    for mail in mails:
-        try:
-            message = parse_message(mail.raw, ctx.limits)
-            parsed.append((mail, message, dedup_key(mail.raw, message)))
-        except Exception as exc:  # the parser promises not to raise; never trust it with mail
-            parsed.append((mail, exc, None))
+    parsed = [(p.mail, p.message, p.key) for p in prepared]
     known = existing_messages(session, (key for _, _, key in parsed if key))
     claims = casework.ThreadClaims.load(session, (
         i for _, m, _ in parsed if isinstance(m, ParsedMessage) for i in casework.thread_ids(m)))
@@ -95,8 +91,9 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     for mail, message, key in parsed:
         if outcomes and should_stop():
             break
+        classification = prepared[len(outcomes)].classification
         outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
-                                    claims, retry_conflicts, careful))
+                                    claims, retry_conflicts, careful, classification))
         failpoints.reach("mid-batch")
     return outcomes
 
@@ -105,7 +102,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
                 message: ParsedMessage | BaseException, key: str | None,
                 known: dict[str, Message], ledger: AutoReplyLedger,
                 claims: casework.ThreadClaims, retry_conflicts: bool,
-                careful: bool) -> MailOutcome:
+                careful: bool, classification: Classification | None) -> MailOutcome:
     stage = "parse"
     unit = session.begin_nested if careful else contextlib.nullcontext
     try:
@@ -118,7 +115,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         stage = "store"
         with unit():
             outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger,
-                                         claims)
+                                         claims, classification=classification)
         claims.keep_pending()
         known[key or ""] = stored
         return outcome
@@ -186,8 +183,8 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                message: ParsedMessage, key: str, ledger: AutoReplyLedger,
-               claims: casework.ThreadClaims,
-               record_copy: bool = True) -> tuple[MailOutcome, Message]:
+               claims: casework.ThreadClaims, record_copy: bool = True,
+               classification: Classification | None = None) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
     now = ctx.clock()
@@ -209,7 +206,8 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
         log.info("%s joins case %s as %s (%s)", message.message_id, threading.case.reference,
                  decision.role, decision.action)
         return MailOutcome(mail.uid, "stored", threading.case.reference), stored
-    classification = classify(message, ctx.rules, received_by[0]) if ctx.rules else None
+    if classification is None and ctx.rules:  # prepared without rules, or it failed there
+        classification = classify(message, ctx.rules, received_by[0])
     if classification is not None and classification.ignored and decision.action == "new-case":
         log.info("mail %s ignored by the rules; kept without a case", message.message_id)
         return MailOutcome(mail.uid, "ignored"), stored
@@ -366,7 +364,8 @@ def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
         size=len(mail.raw), raw_sha256=raw_sha,
     )
     for attachment in message.attachments:
-        stored_name = store.put(attachment.payload, attachment.sha256)
+        # In pieces: a 30 MB attachment is never held whole, nor decoded if already stored.
+        stored_name = store.put_stream(attachment.chunks(), attachment.sha256, attachment.size)
         row.attachments.append(Attachment(
             filename=attachment.filename, stored_name=stored_name,
             content_type=attachment.content_type, size=attachment.size,
@@ -383,13 +382,7 @@ def _copy(ctx: IngestContext, uid: int, outcome: str, now: datetime, *,
 
 
 def _received_by(ctx: IngestContext, message: ParsedMessage) -> list[str]:
-    """Which of our monitored addresses this mail reached (To, Cc, or the delivery headers)."""
-    ours = {a.lower() for a in ctx.mailbox.addresses} | ctx.settings.monitored_addresses()
-    seen = {a.address.lower() for a in message.recipients}
-    for header in ("delivered-to", "x-original-to"):
-        seen.update(v.strip().strip("<>").lower() for v in message.headers.get(header, ()))
-    found = sorted(seen & ours)
-    return found or [ctx.mailbox.addresses[0].lower()]
+    return received_by(message, ctx.recipients)
 
 
 def _first(values: list[str]) -> str | None:

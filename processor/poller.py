@@ -32,6 +32,7 @@ from processor.pipeline import (
     ingest_batch,
     quarantine_mail,
 )
+from processor.prepare import Prepared, PreparedBatch
 from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
@@ -71,6 +72,16 @@ class PollStats:
 
 
 Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class Fetched:
+    """A batch fetched from the server and being prepared, not yet filed."""
+
+    batch: list[int]
+    prepared: PreparedBatch
+    oversized: list[int]
+    sizes: dict[int, int]
 
 
 @dataclass
@@ -125,11 +136,22 @@ class Poller:
         if not new_uids:
             return
         progress = on_backlog(len(new_uids)) if on_backlog else None
-        for batch in self._batches(connection, new_uids):
+        batches = self._batches(connection, new_uids)
+        # One batch ahead: the next is fetched and handed to the preparing processes before
+        # this one is filed, so parsing and classifying it overlap with the filing.
+        current = self._fetch(connection, ctx, next(batches, None))
+        while current is not None:
             if self.should_stop():
                 log.info("%s: stopping before the next batch as asked", mb.name)
+                current.prepared.cancel()
                 return
-            outcomes = self._ingest(connection, ctx, batch)
+            ahead = self._fetch(connection, ctx, next(batches, None))
+            try:
+                outcomes = self._ingest(connection, ctx, current)
+            except BaseException:
+                if ahead is not None:
+                    ahead.prepared.cancel()
+                raise
             for outcome in outcomes:
                 stats.count(outcome)
             if progress:
@@ -137,8 +159,11 @@ class Poller:
             self.runtime.outbox_wake.set()
             self._act_on_server(connection, outcomes)
             failpoints.reach("after-move")
-            if len(outcomes) < len(batch):  # stopped in the middle of the batch
+            if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
+                if ahead is not None:
+                    ahead.prepared.cancel()
                 return
+            current = ahead
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, connection: MailboxConnection,
@@ -163,13 +188,23 @@ class Poller:
             if batch:
                 yield batch
 
-    def _ingest(self, connection: MailboxConnection, ctx: IngestContext,
-                batch: list[int]) -> list[MailOutcome]:
+    def _fetch(self, connection: MailboxConnection, ctx: IngestContext,
+               batch: list[int] | None) -> Fetched | None:
+        """Fetch a batch and start preparing it (processor.prepare); None for no batch."""
+        if batch is None:
+            return None
         size_limit = self.settings.processing.max_message_bytes
         sizes = connection.sizes(batch)
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
+        prepared = self.runtime.preparer.submit(mails, ctx.limits, ctx.rules, ctx.recipients)
+        return Fetched(batch, prepared, oversized, sizes)
+
+    def _ingest(self, connection: MailboxConnection, ctx: IngestContext,
+                fetched: Fetched) -> list[MailOutcome]:
+        batch, oversized, sizes = fetched.batch, fetched.oversized, fetched.sizes
+        mails = fetched.prepared.result()
         attempt, careful = 0, False
         while True:
             attempt += 1
@@ -201,7 +236,7 @@ class Poller:
         return sorted(outcomes, key=lambda o: o.uid)
 
     def _file(self, connection: MailboxConnection, ctx: IngestContext, batch: list[int],
-              mails: list[FetchedMail], oversized: list[int], sizes: dict[int, int], *,
+              mails: list[Prepared], oversized: list[int], sizes: dict[int, int], *,
               retry_conflicts: bool, careful: bool) -> list[MailOutcome]:
         with conflicts_as(ConcurrentWrite, enabled=retry_conflicts), \
                 session_scope(self.engine) as session:
@@ -261,7 +296,9 @@ class Poller:
             # deduplication makes that harmless.
             log.warning("%s: %d mails below the cursor were never recorded; ingesting them",
                         ctx.mailbox.name, len(unknown))
-            outcomes += self._ingest(connection, ctx, unknown)
+            fetched = self._fetch(connection, ctx, unknown)
+            assert fetched is not None
+            outcomes += self._ingest(connection, ctx, fetched)
         log.info("%s: finishing %d mails committed before an interruption", ctx.mailbox.name,
                  len(outcomes))
         self._act_on_server(connection, outcomes)

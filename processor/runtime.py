@@ -18,6 +18,7 @@ from processor.config import MailboxSettings, Settings
 from processor.context import IngestContext
 from processor.db import check_schema_current, open_database
 from processor.errors import ConfigError
+from processor.prepare import Preparer
 from processor.render import TemplateRenderer
 from processor.threading import load_appeal_phrases
 
@@ -33,6 +34,8 @@ class Runtime:
     outbox_wake: threading.Event = field(default_factory=threading.Event)
     reply_secrets: tuple[bytes, ...] = ()
     appeal_phrases: tuple[str, ...] = ()
+    # Processes that parse and classify the next batch while this one is filed.
+    preparer: Preparer = field(default_factory=lambda: Preparer(0))
 
     def __post_init__(self) -> None:
         processing = self.settings.processing
@@ -68,6 +71,8 @@ def open_runtime(settings: Settings, *, with_rules: bool = False,
     if require_current_schema:
         check_schema_current(engine)
     runtime = Runtime(settings, engine, BlobStore(settings.data_dir / "blobs"))
+    processes = settings.processing.parse_processes
+    runtime.preparer = Preparer(Preparer.automatic() if processes < 0 else processes)
     if with_rules:
         runtime.renderer = TemplateRenderer.with_override(settings.processing.templates_dir or None,
                                                           settings.ack.default_language)

@@ -7,6 +7,7 @@ everything else as attachments; anything that is not text/plain or text/html is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator
@@ -239,12 +240,13 @@ class _Walker:
 
 
 def _lazy_payload(raw: bytes, part: Part) -> Callable[[], bytes]:
-    """Decode the part again when asked; the defects were recorded by the first decoding."""
-    return lambda: transfer_decode(raw, part, [], "attachment")
+    """Decode the part again when asked; the defects were recorded by the first decoding.
+    (A partial, not a lambda: a parsed mail can be sent between processes.)"""
+    return functools.partial(transfer_decode, raw, part, [], "attachment")
 
 
 def _lazy_pieces(raw: bytes, part: Part) -> Callable[[], Iterator[bytes]]:
-    return lambda: transfer_decode_pieces(raw, part, [], "attachment")
+    return functools.partial(transfer_decode_pieces, raw, part, [], "attachment")
 
 
 def _is_stub(text: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 
@@ -106,6 +106,13 @@ class ParsedMessage:
     # Mails attached as message/rfc822 (a forwarded complaint), parsed the same way.
     forwarded: tuple[ParsedMessage, ...] = ()
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled field by field, the read-only header mapping as a plain dict, so a mail
+        parsed in a worker process can be sent back (processor.prepare)."""
+        values = [getattr(self, f.name) for f in fields(self)]
+        values[_HEADERS_FIELD] = dict(self.headers)
+        return (_rebuild_message, (values,))
+
     def header(self, name: str) -> str | None:
         """The first value of a header by case-insensitive name, or None."""
         values = self.headers.get(name.lower())
@@ -151,3 +158,11 @@ class ParsedMessage:
             "defects": list(self.defects),
             "forwarded": [inner.as_json() for inner in self.forwarded],
         }
+
+
+_HEADERS_FIELD = [f.name for f in fields(ParsedMessage)].index("headers")
+
+
+def _rebuild_message(values: list[object]) -> ParsedMessage:
+    values[_HEADERS_FIELD] = MappingProxyType(values[_HEADERS_FIELD])  # type: ignore[arg-type]
+    return ParsedMessage(*values)  # type: ignore[arg-type]

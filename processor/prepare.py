@@ -1,0 +1,218 @@
+"""Before a batch is filed: parse each mail, compute its dedup key and classify it.
+
+This is pure work on the fetched bytes, so it runs outside the batch's transaction and, when
+the batch is large enough to pay for it, in worker processes (`processing.parse_processes`):
+while this process files one batch in the database, the workers prepare the next (see
+processor.poller). A mail over PREPARE_HERE_BYTES is always prepared in this process, since
+sending it to another would hold it twice. A worker process that dies takes nothing with it:
+the batch is prepared here instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from types import MappingProxyType
+
+from processor.classify import Classification, RuleSet, classify
+from processor.dedup import dedup_key
+from processor.imap import FetchedMail
+from processor.mail import ParsedMessage, parse_message
+from processor.mail.limits import ParseLimits
+
+log = logging.getLogger("processor.prepare")
+
+# Rule sets and parsed mails hold read-only mappings; between processes they travel as copies.
+def _read_only(mapping: dict[object, object]) -> MappingProxyType[object, object]:
+    return MappingProxyType(mapping)
+
+
+ForkingPickler.register(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
+
+PREPARE_HERE_BYTES = 2 * 1024 * 1024
+# Below this many mails a batch is prepared here: shipping it costs more than it saves.
+MIN_PARALLEL_MAILS = 24
+CHUNK_MAILS = 25
+
+
+class PrepareFailed(Exception):
+    """Parsing or fingerprinting raised (the parser promises not to; never trust it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """What deciding which of our addresses a mail reached needs: all of them, and the
+    mailbox's first, for a mail that names none (Bcc)."""
+
+    ours: frozenset[str]
+    fallback: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    mail: FetchedMail
+    message: ParsedMessage | BaseException
+    key: str | None
+    # Under the rules the batch was prepared with; None without rules or if classifying
+    # failed (the filing stage then classifies again, and quarantines on failure).
+    classification: Classification | None
+
+
+def received_by(message: ParsedMessage, recipients: Recipients) -> list[str]:
+    """Which of our monitored addresses this mail reached (To, Cc, or the delivery headers)."""
+    seen = {a.address.lower() for a in message.recipients}
+    for header in ("delivered-to", "x-original-to"):
+        seen.update(v.strip().strip("<>").lower() for v in message.headers.get(header, ()))
+    found = sorted(seen & recipients.ours)
+    return found or [recipients.fallback]
+
+
+def prepare_one(raw: bytes, limits: ParseLimits, rules: RuleSet | None,
+                recipients: Recipients) -> tuple[ParsedMessage | BaseException, str | None,
+                                                 Classification | None]:
+    try:
+        message = parse_message(raw, limits)
+        key = dedup_key(raw, message)
+    except Exception as exc:  # noqa: BLE001 - quarantined with this reason
+        return PrepareFailed(f"{exc.__class__.__name__}: {exc}"), None, None
+    classification = None
+    if rules is not None:
+        try:
+            classification = classify(message, rules, received_by(message, recipients)[0])
+        except Exception:  # noqa: BLE001 - classified again when filed, to report it there
+            classification = None
+    return message, key, classification
+
+
+def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None,
+                   recipients: Recipients) -> list[tuple[ParsedMessage | BaseException,
+                                                         str | None, Classification | None]]:
+    return [prepare_one(raw, limits, rules, recipients) for raw in raws]
+
+
+def _die_with_parent(main_pid: int) -> None:
+    """In a worker process: exit when the service that started it is gone, even killed by
+    SIGKILL. Otherwise the worker would wait for work forever, holding the service's log
+    pipes open (and, through multiprocessing's forkserver, the forkserver itself)."""
+    def watch() -> None:
+        while _alive(main_pid):
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-service", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"  # a zombie is gone
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class PreparedBatch:
+    """The preparation of one batch, under way in worker processes or deferred to `result`."""
+
+    def __init__(self, mails: Sequence[FetchedMail], limits: ParseLimits,
+                 rules: RuleSet | None, recipients: Recipients,
+                 futures: dict[int, Future[list[tuple[ParsedMessage | BaseException,
+                                                      str | None, Classification | None]]]]
+                 ) -> None:
+        self.mails, self.limits, self.rules, self.recipients = mails, limits, rules, recipients
+        self._futures = futures  # index of a chunk's first mail -> its preparation
+        self._result: list[Prepared] | None = None
+
+    def result(self) -> list[Prepared]:
+        if self._result is None:
+            self._result = self._collect()
+        return self._result
+
+    def cancel(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+
+    def _collect(self) -> list[Prepared]:
+        done: dict[int, tuple[ParsedMessage | BaseException, str | None,
+                              Classification | None]] = {}
+        for start, future in self._futures.items():
+            try:
+                for offset, prepared in enumerate(future.result()):
+                    done[start + offset] = prepared
+            except Exception as exc:  # noqa: BLE001 - a dead or failing worker process
+                log.warning("a preparing process failed (%s: %s); preparing its mails here",
+                            exc.__class__.__name__, exc)
+        return [Prepared(mail, *done[index]) if index in done
+                else Prepared(mail, *prepare_one(mail.raw, self.limits, self.rules,
+                                                 self.recipients))
+                for index, mail in enumerate(self.mails)]
+
+
+class Preparer:
+    """Worker processes for `prepare`, started on first use and kept for the process's life."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._executor: ProcessPoolExecutor | None = None
+
+    @staticmethod
+    def automatic() -> int:
+        """One process per core beyond the one filing, at most four."""
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+    def submit(self, mails: Sequence[FetchedMail], limits: ParseLimits, rules: RuleSet | None,
+               recipients: Recipients) -> PreparedBatch:
+        """Start preparing `mails` (in order); the small ones go to the worker processes."""
+        futures = {}
+        shippable = [i for i, m in enumerate(mails) if len(m.raw) <= PREPARE_HERE_BYTES]
+        if self.processes > 0 and len(shippable) >= MIN_PARALLEL_MAILS:
+            executor = self._pool()
+            # Chunks of consecutive small mails; a large mail between them is prepared here.
+            runs: list[list[int]] = []
+            for index in shippable:
+                if runs and runs[-1][-1] == index - 1 and len(runs[-1]) < CHUNK_MAILS:
+                    runs[-1].append(index)
+                else:
+                    runs.append([index])
+            try:
+                for run in runs:
+                    futures[run[0]] = executor.submit(_prepare_chunk,
+                                                      [mails[i].raw for i in run], limits,
+                                                      rules, recipients)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                log.warning("preparing processes unavailable (%s); preparing here", exc)
+                self._executor = None
+                for future in futures.values():
+                    future.cancel()
+                futures = {}
+        return PreparedBatch(mails, limits, rules, recipients, futures)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # forkserver: never fork a process that runs threads (mailbox workers, the sender).
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["processor.prepare"])
+            self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
+                                                 initializer=_die_with_parent,
+                                                 initargs=(os.getpid(),))
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
