@@ -27,11 +27,11 @@ from processor.blobstore import BlobStore
 from processor.classify import Classification, classify
 from processor.compose import compose_staff_notification, make_message_id
 from processor.context import IngestContext
+from processor.db import is_concurrency_conflict
 from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
 from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
 from processor.dedup import dedup_key
-from processor.db import is_concurrency_conflict
 from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
 from processor.loopguard import robot_signals

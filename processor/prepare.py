@@ -10,6 +10,8 @@ the batch is prepared here instead.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -25,7 +27,7 @@ from types import MappingProxyType
 from processor.classify import Classification, RuleSet, classify
 from processor.dedup import dedup_key
 from processor.imap import FetchedMail
-from processor.mail import ParsedMessage, parse_message
+from processor.mail import Attachment, ParsedMessage, parse_message
 from processor.mail.limits import ParseLimits
 
 log = logging.getLogger("processor.prepare")
@@ -126,6 +128,25 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _share_raw(message: ParsedMessage | BaseException,
+               raw: bytes) -> ParsedMessage | BaseException:
+    """A mail parsed in a worker process came back with its own copy of the raw bytes inside
+    its lazily decoded attachments; point them at ours, so a batch is held once, not twice."""
+    if isinstance(message, BaseException) or not message.attachments:
+        return message
+    attachments = tuple(_rebound(attachment, raw) for attachment in message.attachments)
+    return dataclasses.replace(message, attachments=attachments)
+
+
+def _rebound(attachment: Attachment, raw: bytes) -> Attachment:
+    changes = {}
+    for name in ("source", "pieces"):
+        lazy = getattr(attachment, name)
+        if isinstance(lazy, functools.partial) and lazy.args and lazy.args[0] == raw:
+            changes[name] = functools.partial(lazy.func, raw, *lazy.args[1:])
+    return dataclasses.replace(attachment, **changes) if changes else attachment
+
+
 class PreparedBatch:
     """The preparation of one batch, under way in worker processes or deferred to `result`."""
 
@@ -157,10 +178,16 @@ class PreparedBatch:
             except Exception as exc:  # noqa: BLE001 - a dead or failing worker process
                 log.warning("a preparing process failed (%s: %s); preparing its mails here",
                             exc.__class__.__name__, exc)
-        return [Prepared(mail, *done[index]) if index in done
-                else Prepared(mail, *prepare_one(mail.raw, self.limits, self.rules,
-                                                 self.recipients))
-                for index, mail in enumerate(self.mails)]
+        prepared = []
+        for index, mail in enumerate(self.mails):
+            if index in done:
+                message, key, classification = done[index]
+                prepared.append(Prepared(mail, _share_raw(message, mail.raw), key,
+                                         classification))
+            else:
+                prepared.append(Prepared(mail, *prepare_one(mail.raw, self.limits, self.rules,
+                                                            self.recipients)))
+        return prepared
 
 
 class Preparer:

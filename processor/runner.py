@@ -49,14 +49,17 @@ def poll_all_once(runtime: Runtime,
                 log.warning("%s: another worker is polling it right now; skipped", mailbox.name)
                 results.append(PollStats(mailbox.name, skipped=True))
                 continue
-            poller = Poller(runtime, mailbox, should_stop=lambda lease=lease: not lease.valid(),
-                            lease=lease)
+            poller = Poller(runtime, mailbox, should_stop=_lapsed(lease), lease=lease)
             try:
                 with MailboxConnection(mailbox) as connection:
                     results.append(poller.poll(connection, on_backlog))
             finally:
                 coordinator.release(lease)
     return results
+
+
+def _lapsed(lease: HeldLease) -> Callable[[], bool]:
+    return lambda: not lease.valid()
 
 
 class MailboxWorker(threading.Thread):

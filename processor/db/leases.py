@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,8 +64,7 @@ def db_now(session: Session) -> datetime:
 def register_worker(engine: Engine, name: str, host: str, pid: int) -> None:
     with session_scope(engine) as session:
         now = db_now(session)
-        session.execute(Worker.__table__.delete().where(
-            Worker.heartbeat_at < now - FORGET_WORKERS_AFTER))
+        session.execute(delete(Worker).where(Worker.heartbeat_at < now - FORGET_WORKERS_AFTER))
         row = session.get(Worker, name)
         if row is None:
             session.add(Worker(name=name, host=host, pid=pid, started_at=now, heartbeat_at=now))

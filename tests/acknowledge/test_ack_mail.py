@@ -8,7 +8,6 @@ from email.utils import format_datetime
 
 from tests.acknowledge.conftest import Desk
 
-
 SENT = datetime(2026, 11, 3, 7, 4, tzinfo=UTC)
 
 

@@ -55,6 +55,8 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     big = prepared[-1].message
     assert not isinstance(big, BaseException)
     assert big.attachments[0].payload == bytes(range(256)) * 600
+    # Its lazy attachment decodes from our copy of the mail, not a second one sent back.
+    assert big.attachments[0].source.args[0] is batch[-1].raw  # type: ignore[union-attr]
 
 
 def test_a_small_batch_is_prepared_here(batch: list[FetchedMail], preparer: Preparer) -> None:

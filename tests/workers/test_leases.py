@@ -18,11 +18,11 @@ from processor.coordination import gone_from_here, worker_name
 from processor.db import (
     check_schema_current,
     is_concurrency_conflict,
+    leases,
     open_database,
     session_scope,
     upgrade_schema,
 )
-from processor.db import leases
 from processor.db.models import OutboxMail, Worker
 from processor.errors import LeaseLost
 from processor.outbox import queue_mail

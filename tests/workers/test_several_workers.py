@@ -83,6 +83,27 @@ def polls_never_overlap(dep: Deployment, mailbox: str) -> None:
             assert later.started_at >= earlier.finished_at, (earlier, later)
 
 
+def wait_for_backlog(dep: Deployment, account: ImapAccount, n: int, timeout: float) -> None:
+    """Every mail filed, every outgoing mail sent, the folder empty."""
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
+               and account.count("INBOX") == 0, timeout=timeout, what="the backlog")
+
+
+def each_mail_once(dep: Deployment, account: ImapAccount, smtp: SmtpSink, n: int) -> None:
+    """Stored once, a case each, moved once, acknowledged once."""
+    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
+                      "WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
+    assert dep.scalar("SELECT count(*) FROM message_copies") == n
+    assert dep.scalar("SELECT count(*) FROM cases") == n
+    assert account.count("Processed") == n
+    assert dep.scalar("SELECT count(*) FROM outbox WHERE kind = 'ack'") == n
+    assert dep.scalar("SELECT count(*) FROM outbox WHERE case_id IS NULL") == 0
+    sent = message_ids(smtp.received)
+    assert len(sent) == n and set(sent.values()) == {1}, sent.most_common(3)
+
+
 # --- three workers, one mailbox --------------------------------------------------------------
 
 def test_three_workers_on_one_mailbox_store_and_answer_every_mail_once(
@@ -94,19 +115,9 @@ def test_three_workers_on_one_mailbox_store_and_answer_every_mail_once(
     imap_account.append("INBOX", [complaint(i) for i in range(n)])
     started = [workers.start(dep, imap_account.password) for _ in range(3)]
 
-    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
-               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
-               and imap_account.count("INBOX") == 0, timeout=900, what="the backlog")
+    wait_for_backlog(dep, imap_account, n, timeout=900)
     assert [worker.stop() for worker in started] == [0, 0, 0], [w.log()[-3000:] for w in started]
-
-    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
-                      "WHERE direction = 'in'") == n
-    assert dep.scalar("SELECT count(*) FROM message_copies") == n
-    assert dep.scalar("SELECT count(*) FROM cases") == n
-    assert imap_account.count("Processed") == n
-    assert dep.scalar("SELECT count(*) FROM outbox WHERE kind = 'ack'") == n
-    sent = message_ids(smtp_server.received)
-    assert len(sent) == n and set(sent.values()) == {1}, sent.most_common(3)
+    each_mail_once(dep, imap_account, smtp_server, n)
     polls_never_overlap(dep, "complaints")
     # The folder had one holder at a time; the other two stood by (and said so).
     assert sum("standing by" in worker.log() for worker in started) >= 2
@@ -140,16 +151,9 @@ def test_worker_killed_mid_batch_is_taken_over_within_the_takeover_time(
     assert took <= TAKEOVER, f"took {took:.1f} s"
     assert time.monotonic() - died <= TAKEOVER + 1
 
-    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
-               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
-               and imap_account.count("INBOX") == 0, timeout=600, what="the backlog")
+    wait_for_backlog(dep, imap_account, n, timeout=600)
     assert heir.stop() == 0, heir.log()[-3000:]
-    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
-                      "WHERE direction = 'in'") == n
-    assert dep.scalar("SELECT count(*) FROM cases") == n
-    assert imap_account.count("Processed") == n
-    sent = message_ids(smtp_server.received)
-    assert len(sent) == n and set(sent.values()) == {1}
+    each_mail_once(dep, imap_account, smtp_server, n)
     assert "this worker polls INBOX now (lease epoch 2)" in heir.log()
 
 
@@ -169,24 +173,17 @@ def test_frozen_worker_is_taken_over_and_cannot_commit_when_it_wakes(
     heir = workers.start(dep, imap_account.password)
     wait_until(lambda: heir.owns(_holder(dep)), timeout=4 * TAKEOVER,
                what="the second worker to take the folder over")
-    wait_until(lambda: dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
-               and dep.scalar("SELECT count(*) FROM outbox WHERE status <> 'sent'") == 0
-               and imap_account.count("INBOX") == 0, timeout=600, what="the backlog")
+    wait_for_backlog(dep, imap_account, n, timeout=600)
     os.kill(frozen.proc.pid, signal.SIGCONT)
     wait_until(lambda: "standing by" in frozen.log(), timeout=60,
                what="the woken worker to stand by")
     assert frozen.stop() == 0, frozen.log()[-3000:]
     assert heir.stop() == 0, heir.log()[-3000:]
-    assert dep.scalar("SELECT count(DISTINCT dedup_key) FROM messages "
-                      "WHERE direction = 'in'") == n
-    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == n
-    assert dep.scalar("SELECT count(*) FROM cases") == n
-    assert imap_account.count("Processed") == n
-    sent = message_ids(smtp_server.received)
-    assert len(sent) == n and set(sent.values()) == {1}
+    each_mail_once(dep, imap_account, smtp_server, n)
     polls_never_overlap(dep, "complaints")
     # The poll it was frozen in failed when it woke: it committed nothing after the takeover.
-    assert dep.scalar(f"SELECT count(*) FROM poll_runs WHERE starts_with(worker, '{frozen.name_prefix}') "
+    assert dep.scalar("SELECT count(*) FROM poll_runs WHERE "
+                      f"starts_with(worker, '{frozen.name_prefix}') "
                       "AND last_error IS NOT NULL") == 1
 
 
