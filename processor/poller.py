@@ -37,7 +37,9 @@ from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
 
-MAX_BATCH_BYTES = 16 * 1024 * 1024
+# A batch's mails are all held until its commit, and the next batch is held too while it is
+# prepared (see _poll): two batches of at most this much raw mail.
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 # A batch that collides with another worker's commit is rolled back and filed again; after
 # this many tries the colliding mails are filed one by one (and quarantined if they still fail).
 CONFLICT_RETRIES = 4
