@@ -196,14 +196,24 @@ def _case_by_message_ids(session: Session, ids: list[str], cache: dict[str, Case
 def _facts(session: Session, case: Case | None) -> CaseFacts | None:
     if case is None:
         return None
-    participants = frozenset(a for a in session.scalars(
-        select(Message.from_address).where(
-            Message.case_id == case.id, Message.direction == "in",
-            Message.author_role.in_(("complainant", "participant"))).distinct()) if a)
+    # Without flushing the batch (a flush per reply was a fifth of the ingest time): the
+    # participants already stored, plus those filed earlier in this batch, still pending.
+    participants = {m.from_address for m in session.new
+                    if isinstance(m, Message) and m.case is case and m.direction == "in"
+                    and m.author_role in PARTICIPANT_ROLES and m.from_address}
+    if case.id is not None:  # a case opened in this batch has nothing stored yet
+        with session.no_autoflush:
+            participants.update(a for a in session.scalars(
+                select(Message.from_address).where(
+                    Message.case_id == case.id, Message.direction == "in",
+                    Message.author_role.in_(PARTICIPANT_ROLES)).distinct()) if a)
     return CaseFacts(ref=case.reference, status=case.status,
-                     complainant=case.complainant_address, participants=participants,
+                     complainant=case.complainant_address, participants=frozenset(participants),
                      resolved_at=case.resolved_at, closed_at=case.closed_at,
                      is_appeal=case.is_appeal)
+
+
+PARTICIPANT_ROLES = ("complainant", "participant")
 
 
 # --- applying a decision to an existing case ---------------------------------------------------
