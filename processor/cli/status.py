@@ -56,7 +56,10 @@ def status_command(ctx: click.Context) -> None:
         rows = workers(session)
         takeover = runtime.settings.workers.takeover_seconds
         click.echo("workers" if rows else "workers      none has run yet")
-        for worker in rows:
+        stopped = [w for w in rows if w.stopped_at is not None]
+        # Running ones all; of the stopped ones (every cron `poll --once`), the latest few.
+        shown = [w for w in rows if w.stopped_at is None] + stopped[-SHOW_STOPPED:]
+        for worker in sorted(shown, key=lambda w: w.started_at):
             if worker.stopped_at is not None:
                 state_text = f"stopped {local_time(worker.stopped_at)}"
             else:
@@ -64,6 +67,11 @@ def status_command(ctx: click.Context) -> None:
                 state_text = (f"last heartbeat {local_time(worker.heartbeat_at)} ({age:.0f} s ago)"
                               + ("" if age <= takeover else ", presumed dead"))
             click.echo(f"  {worker.name}  started {local_time(worker.started_at)}, {state_text}")
+        if len(stopped) > SHOW_STOPPED:
+            click.echo(f"  ... and {len(stopped) - SHOW_STOPPED} more stopped in the last day")
+
+
+SHOW_STOPPED = 5
 
 
 def _holder(view: LeaseView | None) -> str:

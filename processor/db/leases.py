@@ -27,6 +27,7 @@ from processor.errors import LeaseLost
 
 # Rows of workers that stopped (or died) longer ago than this are pruned at registration.
 FORGET_WORKERS_AFTER = timedelta(days=7)
+FORGET_STOPPED_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,11 @@ def db_now(session: Session) -> datetime:
 def register_worker(engine: Engine, name: str, host: str, pid: int) -> None:
     with session_scope(engine) as session:
         now = db_now(session)
-        session.execute(delete(Worker).where(Worker.heartbeat_at < now - FORGET_WORKERS_AFTER))
+        # `poll --once` from cron registers a worker every few minutes: forget the stopped
+        # ones after a day, and the silent (killed) ones after a week.
+        session.execute(delete(Worker).where(or_(
+            Worker.stopped_at < now - FORGET_STOPPED_AFTER,
+            Worker.heartbeat_at < now - FORGET_WORKERS_AFTER)))
         row = session.get(Worker, name)
         if row is None:
             session.add(Worker(name=name, host=host, pid=pid, started_at=now, heartbeat_at=now))

@@ -113,6 +113,14 @@ def test_the_registry_records_start_heartbeat_and_stop(engine: Engine) -> None:
     leases.mark_stopped(engine, "host-a:7")
     with session_scope(engine) as session:
         assert leases.workers(session)[0].stopped_at is not None
+    # A worker stopped over a day ago (a cron poll) is forgotten when the next one registers.
+    with session_scope(engine) as session:
+        old = session.get(Worker, "host-a:7")
+        assert old is not None
+        old.stopped_at = old.heartbeat_at = datetime.now(UTC) - timedelta(days=2)
+    leases.register_worker(engine, "host-b:8", "host-b", 8)
+    with session_scope(engine) as session:
+        assert [w.name for w in leases.workers(session)] == ["host-b:8"]
 
 
 def test_only_postgresql_unique_violations_count_as_a_concurrent_write(engine: Engine) -> None:
