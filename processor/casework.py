@@ -465,10 +465,8 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: Em
         cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
         text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw))
     session.add(row)
-    # Claimed at once, so replies to it filed by two workers at the same moment agree.
-    with session.no_autoflush:  # a flush per outgoing mail would cost more than the lookup
-        unclaimed = row.message_id and len(row.message_id) <= MAX_MESSAGE_ID \
-            and session.get(ThreadClaim, row.message_id) is None
-    if unclaimed:
+    # Claimed at once, so replies to it filed by two workers at the same moment agree. The
+    # Message-ID was just made by us (random), so no case can have claimed it before.
+    if row.message_id and len(row.message_id) <= MAX_MESSAGE_ID:
         session.add(ThreadClaim(message_id=row.message_id, case=case, created_at=now))
     return row

@@ -8,6 +8,7 @@ TemplateError that names the file and line.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,7 @@ class TemplateRenderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        self._listing: tuple[float, set[tuple[str, str, str]], set[str]] | None = None
         self._env.filters["when"] = format_when
 
     @classmethod
@@ -125,16 +127,30 @@ class TemplateRenderer:
             raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
     def _exists(self, filename: str) -> bool:
-        return any((d / filename).is_file() for d in self.directories)
+        return filename in self._listed()[1]
 
     def _files(self) -> set[tuple[str, str, str]]:
-        found = set()
-        for directory in self.directories:
-            for path in directory.glob("*.j2") if directory.is_dir() else ():
-                match = _TEMPLATE_FILE.match(path.name)
-                if match:
-                    found.add((match["name"], match["language"], match["kind"]))
-        return found
+        return self._listed()[0]
+
+    def _listed(self) -> tuple[set[tuple[str, str, str]], set[str]]:
+        """The template files, listed at most every LISTING_SECONDS: every acknowledgement
+        asks which languages exist, and listing the directories each time cost more than
+        rendering. Edits to a template show at once (Jinja checks each file's time); a new
+        template file within LISTING_SECONDS."""
+        now = time.monotonic()
+        if self._listing is None or now - self._listing[0] > LISTING_SECONDS:
+            found, names = set(), set()
+            for directory in self.directories:
+                for path in directory.glob("*.j2") if directory.is_dir() else ():
+                    names.add(path.name)
+                    match = _TEMPLATE_FILE.match(path.name)
+                    if match:
+                        found.add((match["name"], match["language"], match["kind"]))
+            self._listing = (now, found, names)
+        return self._listing[1], self._listing[2]
+
+
+LISTING_SECONDS = 10.0
 
 
 def _template_frame(tb: TracebackType | None) -> str | None:
