@@ -20,7 +20,7 @@ from processor.db import open_database, session_scope
 from processor.outbox import queue_mail
 from tests.deployment import Deployment
 from tests.servers import DovecotServer, ImapAccount, SmtpSink
-from tests.workers.conftest import Workers, wait_until
+from tests.workers.conftest import WorkerProcess, Workers, wait_until
 
 TAKEOVER = 6  # seconds; workers.takeover_seconds in these deployments
 
@@ -130,20 +130,29 @@ def _holder(dep: Deployment) -> object:
                       "AND expires_at > now()")
 
 
+def holder_and_heir(tmp_path: Path, pg_url: str, account: ImapAccount, smtp: SmtpSink,
+                    workers: Workers, n: int, failpoint: str,
+                    ) -> tuple[Deployment, WorkerProcess, WorkerProcess]:
+    """n mails; a first worker that holds the folder and will hit `failpoint`, then a second.
+
+    The first sends no mail: a kill between the SMTP server's acceptance and the commit that
+    records it would send that one mail again, by design (at-least-once delivery); these
+    tests are about the mailbox."""
+    dep = desk(tmp_path, pg_url, smtp, {"complaints": account})
+    dep.upgrade()
+    account.append("INBOX", [complaint(i) for i in range(n)])
+    first = workers.start(dep, account.password, COMPLAINTS_FAILPOINT=failpoint,
+                          COMPLAINTS_SMTP_HOST="")
+    wait_until(lambda: first.owns(_holder(dep)), what="the first worker to hold the folder")
+    return dep, first, workers.start(dep, account.password)
+
+
 def test_worker_killed_mid_batch_is_taken_over_within_the_takeover_time(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
         workers: Workers) -> None:
     n = 400
-    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
-    dep.upgrade()
-    imap_account.append("INBOX", [complaint(i) for i in range(n)])
-    # The victim sends no mail: a kill between the SMTP server's acceptance and the commit
-    # that records it would send that one mail again, by design (at-least-once delivery); this
-    # test is about the mailbox.
-    victim = workers.start(dep, imap_account.password, COMPLAINTS_FAILPOINT="mid-batch:170",
-                           COMPLAINTS_SMTP_HOST="")
-    wait_until(lambda: victim.owns(_holder(dep)), what="the first worker to hold the folder")
-    heir = workers.start(dep, imap_account.password)
+    dep, victim, heir = holder_and_heir(tmp_path, pg_url, imap_account, smtp_server, workers,
+                                        n, "mid-batch:170")
     assert victim.proc.wait(timeout=300) == -signal.SIGKILL
     died = time.monotonic()
     took = wait_until(lambda: heir.owns(_holder(dep)), timeout=3 * TAKEOVER,
@@ -164,13 +173,8 @@ def test_frozen_worker_is_taken_over_and_cannot_commit_when_it_wakes(
     lease's expiry can free the folder; PostgreSQL ends its stalled transaction, and when it
     wakes its lease is gone: it must not file or move anything."""
     n = 300
-    dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
-    dep.upgrade()
-    imap_account.append("INBOX", [complaint(i) for i in range(n)])
-    frozen = workers.start(dep, imap_account.password, COMPLAINTS_FAILPOINT="mid-batch:120:stop",
-                           COMPLAINTS_SMTP_HOST="")
-    wait_until(lambda: frozen.owns(_holder(dep)), what="the first worker to hold the folder")
-    heir = workers.start(dep, imap_account.password)
+    dep, frozen, heir = holder_and_heir(tmp_path, pg_url, imap_account, smtp_server, workers,
+                                        n, "mid-batch:120:stop")
     wait_until(lambda: heir.owns(_holder(dep)), timeout=4 * TAKEOVER,
                what="the second worker to take the folder over")
     wait_for_backlog(dep, imap_account, n, timeout=600)
