@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from types import MappingProxyType
+from typing import Any
 
 from processor.classify import Classification, RuleSet, classify
 from processor.dedup import dedup_key
@@ -139,7 +140,7 @@ def _share_raw(message: ParsedMessage | BaseException,
 
 
 def _rebound(attachment: Attachment, raw: bytes) -> Attachment:
-    changes = {}
+    changes: dict[str, Any] = {}
     for name in ("source", "pieces"):
         lazy = getattr(attachment, name)
         if isinstance(lazy, functools.partial) and lazy.args and lazy.args[0] == raw:
@@ -173,8 +174,8 @@ class PreparedBatch:
                               Classification | None]] = {}
         for start, future in self._futures.items():
             try:
-                for offset, prepared in enumerate(future.result()):
-                    done[start + offset] = prepared
+                for offset, outcome in enumerate(future.result()):
+                    done[start + offset] = outcome
             except Exception as exc:  # noqa: BLE001 - a dead or failing worker process
                 log.warning("a preparing process failed (%s: %s); preparing its mails here",
                             exc.__class__.__name__, exc)
