@@ -128,6 +128,10 @@ def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: 
     # A mail whose own Message-ID a case already claims: a reply to it was filed first (it
     # reached another mailbox or worker sooner); it belongs to that case's thread.
     claimed_by = claims.case_for([message.message_id]) if message.message_id else None
+    if claimed_by is not None and claimed_by.complainant_address != sender:
+        # Only the case's own complainant is joined this way: a stranger who replied first to
+        # a Message-ID (guessed or seen) must not pull someone's complaint into review.
+        claimed_by = None
     if tag_ref is None and not ids and target is None and claimed_by is None:
         evidence = ThreadEvidence(sender=sender, sender_is_staff=sender_is_staff,
                                   auto_submitted=robot)
