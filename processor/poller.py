@@ -169,8 +169,9 @@ class Poller:
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, connection: MailboxConnection,
-                 uids: Sequence[int]) -> Iterator[list[int]]:
-        """Group UIDs by count and by total size, so a batch of large mails stays small."""
+                 uids: Sequence[int]) -> Iterator[tuple[list[int], dict[int, int]]]:
+        """Group UIDs by count and by total size, so a batch of large mails stays small; each
+        batch comes with the sizes of its mails (asked once per window)."""
         size_limit = self.settings.processing.max_message_bytes
         count_limit = self.settings.processing.batch_size
         for start in range(0, len(uids), count_limit):
@@ -183,20 +184,20 @@ class Poller:
                     continue
                 size = min(sizes[uid], size_limit)
                 if batch and batch_bytes + size > MAX_BATCH_BYTES:
-                    yield batch
+                    yield batch, {uid: sizes[uid] for uid in batch}
                     batch, batch_bytes = [], 0
                 batch.append(uid)
                 batch_bytes += size
             if batch:
-                yield batch
+                yield batch, {uid: sizes[uid] for uid in batch}
 
     def _fetch(self, connection: MailboxConnection, ctx: IngestContext,
-               batch: list[int] | None) -> Fetched | None:
+               sized: tuple[list[int], dict[int, int]] | None) -> Fetched | None:
         """Fetch a batch and start preparing it (processor.prepare); None for no batch."""
-        if batch is None:
+        if sized is None:
             return None
+        batch, sizes = sized
         size_limit = self.settings.processing.max_message_bytes
-        sizes = connection.sizes(batch)
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
@@ -298,7 +299,7 @@ class Poller:
             # deduplication makes that harmless.
             log.warning("%s: %d mails below the cursor were never recorded; ingesting them",
                         ctx.mailbox.name, len(unknown))
-            fetched = self._fetch(connection, ctx, unknown)
+            fetched = self._fetch(connection, ctx, (unknown, connection.sizes(unknown)))
             assert fetched is not None
             outcomes += self._ingest(connection, ctx, fetched)
         log.info("%s: finishing %d mails committed before an interruption", ctx.mailbox.name,
