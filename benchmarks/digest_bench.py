@@ -18,7 +18,6 @@ unless --keep is given.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from processor.blobstore import fsync_path  # noqa: E402
 from processor.config import settings_from_mapping  # noqa: E402
 from processor.db import digest_queries as q  # noqa: E402
 from processor.db import open_database, session_scope, upgrade_schema  # noqa: E402
@@ -149,15 +149,7 @@ def build_sqlite(url: str, cases: int, per_case: int) -> None:
     # dirty pages loaded without syncing, which the first digest would otherwise wait for.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    _timed("flushed to disk", lambda: _fsync(path))
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _timed("flushed to disk", lambda: fsync_path(path))
 
 
 def _side_tables_sqlite(conn: object) -> None:

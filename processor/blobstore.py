@@ -112,11 +112,11 @@ class BlobStore:
             return
         directories: set[Path] = set()
         for target, tmp in pending.items():
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, target)
             directories.update((target.parent, target.parent.parent))
         for directory in directories:
-            _fsync(directory)
+            fsync_path(directory)
         pending.clear()
 
     def discard(self) -> None:
@@ -131,7 +131,8 @@ class BlobStore:
 SYNCFS_FROM_FILES = 16
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path | str) -> None:
+    """fsync a file or directory by its path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -46,6 +46,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """An empty database of each kind, built by the migrations."""
+    engine = open_database(db_url)
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'complaints.sqlite3'}"
 

@@ -1,21 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine
 
-from processor.db import open_database, session_scope, upgrade_schema
+from processor.db import session_scope
 from tests.digest.fixture import build_desk
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An empty database of each kind, built by the migrations."""
-    engine = open_database(db_url)
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,7 +20,6 @@ from processor.db import (
     leases,
     open_database,
     session_scope,
-    upgrade_schema,
 )
 from processor.db.models import OutboxMail, Worker
 from processor.errors import LeaseLost
@@ -29,14 +27,6 @@ from processor.outbox import queue_mail
 
 LONG = timedelta(minutes=5)
 GONE = timedelta(0)  # a lease that has expired the moment it was taken
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_database(db_url)
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_held_lease_is_refused_to_others_and_renewed_for_its_holder(engine: Engine) -> None:

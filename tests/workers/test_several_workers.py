@@ -299,12 +299,19 @@ def test_three_workers_drain_an_outbox_of_1000_sending_each_mail_once(
 
 # --- what an operator sees --------------------------------------------------------------------
 
+def one_holding(tmp_path: Path, pg_url: str, account: ImapAccount,
+                workers: Workers) -> tuple[Deployment, WorkerProcess]:
+    """A deployment without SMTP and one worker holding its folder."""
+    dep = desk(tmp_path, pg_url, None, {"complaints": account})
+    dep.upgrade()
+    holder = workers.start(dep, account.password)
+    wait_until(lambda: holder.owns(_holder(dep)), what="the worker to hold the folder")
+    return dep, holder
+
+
 def test_status_shows_who_polls_which_mailbox_and_the_heartbeats(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, workers: Workers) -> None:
-    dep = desk(tmp_path, pg_url, None, {"complaints": imap_account})
-    dep.upgrade()
-    holder = workers.start(dep, imap_account.password)
-    wait_until(lambda: holder.owns(_holder(dep)), what="the worker to hold the folder")
+    dep, holder = one_holding(tmp_path, pg_url, imap_account, workers)
     spare = workers.start(dep, imap_account.password)
     wait_until(lambda: dep.scalar("SELECT count(*) FROM workers WHERE "
                                   f"starts_with(name, '{spare.name_prefix}')"),
@@ -321,10 +328,7 @@ def test_status_shows_who_polls_which_mailbox_and_the_heartbeats(
 
 def test_poll_once_skips_a_mailbox_another_worker_is_polling(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, workers: Workers) -> None:
-    dep = desk(tmp_path, pg_url, None, {"complaints": imap_account})
-    dep.upgrade()
-    holder = workers.start(dep, imap_account.password)
-    wait_until(lambda: holder.owns(_holder(dep)), what="the worker to hold the folder")
+    dep, holder = one_holding(tmp_path, pg_url, imap_account, workers)
     result = dep.command(["poll", "--once"], imap_account.password)
     assert "complaints: skipped, another worker is polling it right now" in result.stdout
     assert holder.stop() == 0
