@@ -99,7 +99,8 @@ def demo_command(workdir: Path) -> None:
             click.echo(f"ingested: {stats.stored} stored, {stats.duplicates} duplicates, "
                        f"{stats.ignored} ignored, {stats.quarantined} quarantined")
         sent = drain_once(runtime.engine, settings)
-        click.echo(f"acknowledgements sent to the SMTP sink: {sent.sent} "
+        click.echo(f"automatic mails (acknowledgements, progress replies) sent to the SMTP "
+                   f"sink: {sent.sent} "
                    f"(kept in {workdir.name}/outbox-sink/)\n")
     with session_scope(runtime.engine) as session:
         echo_case_table(session.scalars(select(Case).order_by(Case.id)).all())
