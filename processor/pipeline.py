@@ -30,7 +30,7 @@ from processor.context import IngestContext
 from processor.db import is_concurrency_conflict
 from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
-from processor.db.store import add_event, allocate_case_numbers, existing_messages, format_reference
+from processor.db.store import CaseNumbers, add_event, existing_messages, format_reference
 from processor.dedup import dedup_key
 from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
@@ -87,23 +87,28 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         session, (m.from_.address for _, m, _ in parsed
                   if isinstance(m, ParsedMessage) and m.from_), ctx.clock(),
         ctx.settings.ack.period_hours)
+    numbers = CaseNumbers(session)
+    numbers.reserve(sum(1 for _, m, key in parsed
+                        if isinstance(m, ParsedMessage) and key not in known))
     outcomes: list[MailOutcome] = []
     for mail, message, key in parsed:
         if outcomes and should_stop():
             break
         classification = prepared[len(outcomes)].classification
         outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
-                                    claims, retry_conflicts, careful, classification))
+                                    claims, numbers, retry_conflicts, careful, classification))
         failpoints.reach("mid-batch")
+    numbers.finish()
     return outcomes
 
 
 def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                 message: ParsedMessage | BaseException, key: str | None,
                 known: dict[str, Message], ledger: AutoReplyLedger,
-                claims: casework.ThreadClaims, retry_conflicts: bool,
+                claims: casework.ThreadClaims, numbers: CaseNumbers, retry_conflicts: bool,
                 careful: bool, classification: Classification | None) -> MailOutcome:
     stage = "parse"
+    mark = numbers.mark()
     unit = session.begin_nested if careful else contextlib.nullcontext
     try:
         if isinstance(message, BaseException):
@@ -115,7 +120,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         stage = "store"
         with unit():
             outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger,
-                                         claims, classification=classification)
+                                         claims, numbers, classification=classification)
         claims.keep_pending()
         known[key or ""] = stored
         return outcome
@@ -125,6 +130,7 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         if not careful and stage != "parse":  # this mail may have written half its rows
             raise NeedsCare(f"uid {mail.uid} failed at stage {stage}") from exc
         claims.forget_pending()
+        numbers.rewind(mark)
         reason = _describe(exc)
         stage = "review" if isinstance(exc, HeldForReview) else stage
         log.warning("quarantining mail uid=%s from %s/%s at stage %s: %s", mail.uid,
@@ -146,9 +152,18 @@ def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
     ledger = AutoReplyLedger(session, [message.from_.address] if message.from_ else [],
                              ctx.clock(), ctx.settings.ack.period_hours)
     claims = casework.ThreadClaims.load(session, casework.thread_ids(message))
-    with session.begin_nested():
-        outcome, _ = _store_new(session, store, ctx, mail, message, key, ledger, claims,
-                                record_copy=False)
+    numbers = CaseNumbers(session)
+    numbers.reserve(1)  # outside the SAVEPOINT (see CaseNumbers)
+    mark = numbers.mark()
+    try:
+        with session.begin_nested():
+            outcome, _ = _store_new(session, store, ctx, mail, message, key, ledger, claims,
+                                    numbers, record_copy=False)
+    except BaseException:
+        numbers.rewind(mark)
+        raise
+    finally:
+        numbers.finish()
     return outcome
 
 
@@ -183,7 +198,7 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                message: ParsedMessage, key: str, ledger: AutoReplyLedger,
-               claims: casework.ThreadClaims, record_copy: bool = True,
+               claims: casework.ThreadClaims, numbers: CaseNumbers, record_copy: bool = True,
                classification: Classification | None = None) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
@@ -211,7 +226,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     if classification is not None and classification.ignored and decision.action == "new-case":
         log.info("mail %s ignored by the rules; kept without a case", message.message_id)
         return MailOutcome(mail.uid, "ignored"), stored
-    case = _open_case(session, ctx, message, now)
+    case = _open_case(session, ctx, message, numbers.take(), now)
     stored.case = case
     # The thread's Message-IDs become this case's: a worker filing another mail of the thread
     # at this moment collides here and files its batch again (see ingest_batch).
@@ -313,10 +328,8 @@ def _notify_staff(session: Session, ctx: IngestContext, case: Case, message: Par
     add_event(session, case, "staff-notified", at=now, to=list(staff.notify))
 
 
-def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage,
+def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage, number: int,
                now: datetime) -> Case:
-    with session.no_autoflush:  # the counter needs none of the batch's pending rows
-        number = allocate_case_numbers(session)[0]
     processing = ctx.settings.processing
     assert message.from_ is not None
     case = Case(

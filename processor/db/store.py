@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from processor.db.models import (
     Case,
-    Counter,
     Event,
     MailboxState,
     Message,
@@ -23,23 +22,61 @@ def format_reference(number: int, prefix: str, width: int) -> str:
     return f"{prefix}{number:0{width}d}"
 
 
-def allocate_case_numbers(session: Session, count: int = 1) -> list[int]:
-    """Reserve `count` case numbers, never handed out twice, in increasing order.
+class CaseNumbers:
+    """Case numbers for one batch of mail, without a statement per case.
 
-    SQLite (one writer): a counter row, so numbers have no gaps. PostgreSQL: a sequence, which
-    locks nothing, so workers opening cases at the same moment never wait on each other (or on
-    a stalled worker's transaction); a batch rolled back leaves a gap in the numbers, as in
-    other trackers.
+    SQLite: the batch reserves as many numbers as it could need in one update of the counter
+    (taking the write lock, which the batch's transaction keeps to its end, so no other writer
+    can take numbers in between) and `finish` gives back the ones it did not use, so the
+    numbers stay gapless. A mail rolled back alone (its SAVEPOINT) gives its number back with
+    `rewind`. Call `reserve` outside any SAVEPOINT: a reservation rolled back with one would
+    hand out numbers the counter no longer holds.
+
+    PostgreSQL: one `nextval` of the `case_numbers` sequence per case, which locks nothing, so
+    workers opening cases at the same moment never wait on each other (or on a stalled
+    worker's transaction); a batch rolled back leaves a gap in the numbers, as in other
+    trackers.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return list(session.scalars(
-            text("SELECT nextval('case_numbers') FROM generate_series(1, :count)"),
-            {"count": count}))
-    new_value = session.execute(
-        update(Counter).where(Counter.name == "case")
-        .values(value=Counter.value + count).returning(Counter.value)
-    ).scalar_one()
-    return list(range(new_value - count + 1, new_value + 1))
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._sequence = session.get_bind().dialect.name == "postgresql"
+        self._next = self._end = 0  # numbers in [_next, _end) are reserved and unused
+
+    def reserve(self, count: int) -> None:
+        if self._sequence or count <= self._end - self._next:
+            return
+        self.finish()
+        top = self._session.connection().execute(
+            text("UPDATE counters SET value = value + :count WHERE name = 'case' "
+                 "RETURNING value"), {"count": count}).scalar_one()
+        self._next, self._end = top - count + 1, top + 1
+
+    def take(self) -> int:
+        if self._sequence:
+            return int(self._session.connection().execute(
+                text("SELECT nextval('case_numbers')")).scalar_one())
+        if self._next >= self._end:
+            raise RuntimeError("case numbers taken beyond the batch's reservation")
+        self._next += 1
+        return self._next - 1
+
+    def mark(self) -> int:
+        return self._next
+
+    def rewind(self, mark: int) -> None:
+        """Give back the numbers taken since `mark` (their mail was rolled back)."""
+        if not self._sequence and mark < self._next:
+            self._next = mark
+
+    def finish(self) -> None:
+        """Give back what was reserved and not used."""
+        unused = self._end - self._next
+        if unused > 0:
+            self._session.connection().execute(
+                text("UPDATE counters SET value = value - :unused WHERE name = 'case'"),
+                {"unused": unused})
+        self._next = self._end = 0
 
 
 def mailbox_state(session: Session, mailbox: str, folder: str, now: datetime) -> MailboxState:
