@@ -16,16 +16,33 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import itertools
 import os
-import tempfile
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """Bytes another process wrote to a temporary file of the store (see `stage_detached`)."""
+
+    sha256: str
+    size: int
+    path: str
+
+
 class BlobStore:
+    """Files are stored as `<root>/<first two hex digits>/<sha256>`: 256 directories, so
+    storing a file almost never makes one (a directory per file was a fifth of the cost of
+    filing a mail on a fresh store). A store written before by the older two-level layout
+    (`<ab>/<cd>/<sha256>`) is still read; new files go to the flat one."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._two_level = _may_hold_two_level_files(self.root)
+        self._marked = False
         # Staged files belong to the thread whose transaction will refer to them: each mailbox
         # worker syncs or discards only its own.
         self._local = threading.local()
@@ -39,23 +56,34 @@ class BlobStore:
         return pending
 
     def path_for(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        flat = self._flat_path(sha256)
+        if self._two_level and not flat.exists():
+            older = self.root / sha256[:2] / sha256[2:4] / sha256
+            if older.exists():
+                return older
+        return flat
+
+    def _flat_path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def _stored(self, sha256: str, size: int) -> bool:
+        return self._flat_path(sha256) in self._pending or self._complete(
+            self.path_for(sha256), size)
 
     def put(self, data: bytes, sha256: str | None = None) -> str:
         """Stage bytes (deduplicated by hash) and return their SHA-256 hex digest."""
         digest = sha256 or hashlib.sha256(data).hexdigest()
-        target = self.path_for(digest)
-        if target in self._pending or self._complete(target, len(data)):
+        if self._stored(digest, len(data)):
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        target = self._flat_path(digest)
+        fd, tmp = self._temporary(target)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        self._pending[target] = Path(tmp_name)
+        self._pending[target] = tmp
         return digest
 
     def put_stream(self, pieces: Iterable[bytes], sha256: str, size: int) -> str:
@@ -65,11 +93,30 @@ class BlobStore:
         whole, and not decoded at all when the store has it already. The bytes are hashed as
         they are written; if they are not what `sha256` says, nothing is staged.
         """
-        target = self.path_for(sha256)
-        if target in self._pending or self._complete(target, size):
+        if self._stored(sha256, size):
             return sha256
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        self._pending[self._flat_path(sha256)] = self._write_temporary(pieces, sha256)
+        return sha256
+
+    def stage_detached(self, pieces: Iterable[bytes], sha256: str,
+                       size: int) -> StagedFile | None:
+        """Write bytes to a temporary file beside their final name, owned by no transaction:
+        for a process that prepares mail for the one that files it, which then `adopt`s the
+        file (or removes it). None when the store holds the bytes already."""
+        if self._complete(self.path_for(sha256), size):
+            return None
+        return StagedFile(sha256, size, str(self._write_temporary(pieces, sha256)))
+
+    def adopt(self, staged: StagedFile) -> None:
+        """Take over a file of `stage_detached` as if `put` had written it in this thread:
+        `sync` puts it in place, `discard` removes it."""
+        if self._stored(staged.sha256, staged.size):
+            Path(staged.path).unlink(missing_ok=True)
+        else:
+            self._pending[self._flat_path(staged.sha256)] = Path(staged.path)
+
+    def _write_temporary(self, pieces: Iterable[bytes], sha256: str) -> Path:
+        fd, tmp = self._temporary(self._flat_path(sha256))
         digest = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -79,10 +126,28 @@ class BlobStore:
             if digest.hexdigest() != sha256:
                 raise ValueError(f"bytes given for blob {sha256} hash to {digest.hexdigest()}")
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        self._pending[target] = Path(tmp_name)
-        return sha256
+        return tmp
+
+    def _temporary(self, target: Path) -> tuple[int, Path]:
+        """A new temporary file beside `target`, opened for writing.
+
+        Cheaper than tempfile.mkstemp, which with a mkdir per file was half the cost of
+        staging a mail: the directory is made only when the open finds it missing, and the
+        name is this process's own counter (O_EXCL still refuses a name left by a crashed
+        process with the same pid).
+        """
+        directory = target.parent
+        for _attempt in range(100):
+            tmp = directory / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_NAMES)}"
+            try:
+                return os.open(tmp, _NEW_FILE, 0o600), tmp
+            except FileExistsError:
+                continue
+            except FileNotFoundError:  # not made yet, or removed behind our back
+                directory.mkdir(parents=True, exist_ok=True)
+        raise FileExistsError(f"no free temporary name in {directory}")
 
     @staticmethod
     def _complete(target: Path, size: int) -> bool:
@@ -97,12 +162,15 @@ class BlobStore:
         return self.path_for(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).exists() or self.path_for(sha256) in self._pending
+        return self.path_for(sha256).exists() or self._flat_path(sha256) in self._pending
 
     def sync(self) -> None:
         """Make every staged file durable under its final name: the data first, then the
         rename, so a crash can never leave a complete-looking file with missing bytes."""
         pending = self._pending
+        if pending and not self._two_level and not self._marked:
+            _mark_flat(self.root)
+            self._marked = True
         if len(pending) >= SYNCFS_FROM_FILES and _syncfs(self.root):
             for target, tmp in pending.items():
                 os.replace(tmp, target)
@@ -125,6 +193,29 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
 
+
+# Present in a store that was never written by the two-level layout: no older path to try.
+FLAT_MARKER = "layout-flat"
+
+
+def _may_hold_two_level_files(root: Path) -> bool:
+    if (root / FLAT_MARKER).exists():
+        return False
+    try:
+        return any(True for _ in root.iterdir())
+    except FileNotFoundError:
+        return False
+
+
+def _mark_flat(root: Path) -> None:
+    marker = root / FLAT_MARKER
+    if not marker.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
+_NAMES = itertools.count()
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 # Below this many files a batch is synced file by file: syncfs also writes out whatever else
 # is dirty on the filesystem, which only pays off against many fsyncs.

@@ -65,3 +65,23 @@ def test_a_batch_is_in_place_whole_after_sync_however_it_is_synced(tmp_path: Pat
     assert [store.get(d) for d in digests] == contents
     assert not list(tmp_path.rglob(".tmp-*"))
     store.sync()  # nothing staged: nothing to do
+
+
+def test_new_files_are_flat_and_a_two_level_store_is_still_read(tmp_path: Path) -> None:
+    fresh = BlobStore(tmp_path / "fresh")
+    digest = fresh.put(b"flat")
+    fresh.sync()
+    assert (tmp_path / "fresh" / digest[:2] / digest).read_bytes() == b"flat"
+    assert (tmp_path / "fresh" / "layout-flat").exists()
+
+    older = tmp_path / "older"
+    kept = hashlib.sha256(b"kept since last year").hexdigest()
+    (older / kept[:2] / kept[2:4]).mkdir(parents=True)
+    (older / kept[:2] / kept[2:4] / kept).write_bytes(b"kept since last year")
+    store = BlobStore(older)
+    assert store.get(kept) == b"kept since last year" and store.exists(kept)
+    assert store.put(b"kept since last year") == kept  # known: not written again
+    new = store.put(b"new")
+    store.sync()
+    assert store.path_for(new) == older / new[:2] / new
+    assert not (older / kept[:2] / kept).exists() and not (older / "layout-flat").exists()

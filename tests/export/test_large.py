@@ -40,7 +40,8 @@ def _peak_mb(dep: Deployment, args: list[str]) -> tuple[int, float]:
 
 
 def _write_blob(root: Path, seed: int) -> tuple[str, int]:
-    """PART_MB of incompressible bytes straight into the blob store, never whole in memory."""
+    """PART_MB of incompressible bytes straight into the blob store, never whole in memory,
+    by the older two-level layout (`ab/cd/<sha>`), which the store still reads."""
     block = bytearray(os.urandom(MB))
     digest = hashlib.sha256()
     tmp = root / f".large-{seed}"
