@@ -201,7 +201,8 @@ class Poller:
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
         mails = list(connection.fetch(regular))
-        prepared = self.runtime.preparer.submit(mails, ctx.limits, ctx.rules, ctx.recipients)
+        prepared = self.runtime.preparer.submit(mails, ctx.limits, ctx.rules, ctx.recipients,
+                                                self.store)
         return Fetched(batch, prepared, oversized, sizes)
 
     def _ingest(self, connection: MailboxConnection, ctx: IngestContext,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import os
 import signal
 
 import pytest
 
+from processor.blobstore import BlobStore
 from processor.classify import RulesHolder, builtin_rules_dir
 from processor.imap import FetchedMail
 from processor.mail import ParseLimits
@@ -75,3 +78,34 @@ def test_a_worker_process_that_dies_loses_nothing(batch: list[FetchedMail],
     assert [p.key for p in prepared] == \
         [p.key for p in Preparer(0).submit(batch, ParseLimits(), None, RECIPIENTS).result()]
     assert all(p.key for p in prepared)
+
+
+def test_files_written_by_the_workers_are_adopted_or_removed(
+        batch: list[FetchedMail], preparer: Preparer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = BlobStore(tmp_path / "blobs")
+    prepared = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store).result()
+    staged = list((tmp_path / "blobs").rglob(".tmp-*"))
+    assert staged and all(str(os.getpid()) not in p.name for p in staged), \
+        "the workers did not write the files"
+    big = prepared[-1].message
+    assert not isinstance(big, BaseException)
+    # Filing puts them again: nothing is written twice, and sync puts every one in place.
+    for mail in batch:
+        store.put(mail.raw)
+    store.put_stream(big.attachments[0].chunks(), big.attachments[0].sha256,
+                     big.attachments[0].size)
+    assert sorted(store._pending.values()) == sorted(staged)
+    store.sync()
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+    assert all(store.get(hashlib.sha256(m.raw).hexdigest()) == m.raw for m in batch)
+    assert store.get(big.attachments[0].sha256) == bytes(range(256)) * 600
+
+    # A batch that will not be filed (the service stops) leaves no file behind.
+    other = [FetchedMail(m.uid, m.raw + b"\r\nmore\r\n", m.size + 8, None) for m in batch]
+    cancelled = preparer.submit(other, ParseLimits(), None, RECIPIENTS, store)
+    cancelled.cancel()
+    for future in cancelled._futures.values():
+        with contextlib.suppress(Exception):
+            future.result()
+    preparer.close()  # waits for the callbacks that remove them
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
