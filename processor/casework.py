@@ -25,7 +25,7 @@ from processor.blobstore import BlobStore
 from processor.compose import compose_case_mail, find_case_ref, make_message_id
 from processor.context import IngestContext
 from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
-from processor.db.store import add_event, case_by_reference
+from processor.db.store import add_event, add_thread_claim, case_by_reference
 from processor.mail import ParsedMessage
 from processor.mailcommands import CommandParse, parse_commands
 from processor.outbox import queue_mail
@@ -97,7 +97,7 @@ class ThreadClaims:
             if message_id in self._case_ids or message_id in self._cases \
                     or message_id in self._pending:
                 continue
-            self._session.add(ThreadClaim(message_id=message_id, case=case, created_at=now))
+            add_thread_claim(self._session, message_id, case, now)
             self._pending[message_id] = case
 
     def keep_pending(self) -> None:
@@ -472,5 +472,5 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: Em
     # Claimed at once, so replies to it filed by two workers at the same moment agree. The
     # Message-ID was just made by us (random), so no case can have claimed it before.
     if row.message_id and len(row.message_id) <= MAX_MESSAGE_ID:
-        session.add(ThreadClaim(message_id=row.message_id, case=case, created_at=now))
+        add_thread_claim(session, row.message_id, case, now)
     return row

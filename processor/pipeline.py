@@ -28,9 +28,16 @@ from processor.classify import Classification, classify
 from processor.compose import compose_staff_notification, make_message_id
 from processor.context import IngestContext
 from processor.db import is_concurrency_conflict
+from processor.db.deferred import deferred_rows
 from processor.db.ledger import AutoReplyLedger
-from processor.db.models import Attachment, Case, Message, MessageCopy, Quarantine
-from processor.db.store import CaseNumbers, add_event, existing_messages, format_reference
+from processor.db.models import Attachment, Case, Message, Quarantine
+from processor.db.store import (
+    CaseNumbers,
+    add_copy,
+    add_event,
+    existing_messages,
+    format_reference,
+)
 from processor.dedup import dedup_key
 from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
@@ -91,13 +98,18 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     numbers.reserve(sum(1 for _, m, key in parsed
                         if isinstance(m, ParsedMessage) and key not in known))
     outcomes: list[MailOutcome] = []
-    for mail, message, key in parsed:
-        if outcomes and should_stop():
-            break
-        classification = prepared[len(outcomes)].classification
-        outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
-                                    claims, numbers, retry_conflicts, careful, classification))
-        failpoints.reach("mid-batch")
+    # Filed fast, the batch's history events, thread claims and copy records are written at
+    # its end as plain rows (processor.db.deferred); filed carefully, each mail's rows must
+    # roll back with its SAVEPOINT, so they stay ORM objects.
+    with contextlib.nullcontext() if careful else deferred_rows(session):
+        for mail, message, key in parsed:
+            if outcomes and should_stop():
+                break
+            classification = prepared[len(outcomes)].classification
+            outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
+                                        claims, numbers, retry_conflicts, careful,
+                                        classification))
+            failpoints.reach("mid-batch")
     numbers.finish()
     return outcomes
 
@@ -180,7 +192,7 @@ def quarantine_mail(session: Session, store: BlobStore, ctx: IngestContext, mail
                            created_at=now)
         session.add(entry)
         session.flush()
-        session.add(_copy(ctx, mail.uid, "quarantined", now, quarantine=entry))
+        _copy(session, ctx, mail.uid, "quarantined", now, quarantine=entry)
     return entry
 
 
@@ -190,7 +202,7 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
     received_by = sorted(set(existing.received_by) | set(_received_by(ctx, message)))
     if received_by != existing.received_by:
         existing.received_by = received_by
-    session.add(_copy(ctx, mail.uid, "duplicate", now, message=existing))
+    _copy(session, ctx, mail.uid, "duplicate", now, message=existing)
     reference = existing.case.reference if existing.case else None
     log.info("duplicate of stored message %s (%s) skipped", existing.message_id, reference)
     return MailOutcome(mail.uid, "duplicate", reference)
@@ -206,7 +218,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     stored = _message_row(store, ctx, mail, message, key, now)
     session.add(stored)
     if record_copy:
-        session.add(_copy(ctx, mail.uid, "stored", now, message=stored))
+        _copy(session, ctx, mail.uid, "stored", now, message=stored)
     received_by = _received_by(ctx, message)
     robot = robot_signals(message, loop_context(ctx.settings.ack,
                                                 ctx.settings.monitored_addresses()))
@@ -387,11 +399,10 @@ def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
     return row
 
 
-def _copy(ctx: IngestContext, uid: int, outcome: str, now: datetime, *,
-          message: Message | None = None, quarantine: Quarantine | None = None) -> MessageCopy:
-    return MessageCopy(mailbox=ctx.mailbox.name, folder=ctx.folder, uidvalidity=ctx.uidvalidity,
-                       uid=uid, outcome=outcome, fetched_at=now, message=message,
-                       quarantine=quarantine)
+def _copy(session: Session, ctx: IngestContext, uid: int, outcome: str, now: datetime, *,
+          message: Message | None = None, quarantine: Quarantine | None = None) -> None:
+    add_copy(session, mailbox=ctx.mailbox.name, folder=ctx.folder, uidvalidity=ctx.uidvalidity,
+             uid=uid, outcome=outcome, at=now, message=message, quarantine=quarantine)
 
 
 def _received_by(ctx: IngestContext, message: ParsedMessage) -> list[str]:

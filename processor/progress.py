@@ -219,8 +219,10 @@ def plan_progress_reply(*, tags: tuple[str, ...], robot_reasons: tuple[str, ...]
 
 def case_progress_facts(session: Session, case: Any) -> CaseProgressFacts:
     """The facts of a stored case; "last worked on" is the latest event by someone on the team."""
+    from processor.db.deferred import write_deferred
     from processor.db.models import Event
 
+    write_deferred(session)  # events of this batch, not yet written, count too
     last_worked = session.scalar(select(func.max(Event.at)).where(
         Event.case_id == case.id, Event.actor != "system",
         func.lower(Event.actor) != case.complainant_address.lower()))

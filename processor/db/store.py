@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
+from processor.db.deferred import deferring
 from processor.db.models import (
     Case,
     Event,
@@ -15,6 +17,7 @@ from processor.db.models import (
     Message,
     MessageCopy,
     Quarantine,
+    ThreadClaim,
 )
 
 
@@ -115,10 +118,38 @@ def copies_for_uids(session: Session, mailbox: str, folder: str, uidvalidity: in
 
 
 def add_event(session: Session, case: Case, kind: str, *, at: datetime, actor: str = "system",
-              message: Message | None = None, **data: object) -> Event:
-    event = Event(case=case, message=message, at=at, actor=actor, kind=kind, data=data)
-    session.add(event)
-    return event
+              message: Message | None = None, **data: object) -> None:
+    deferred = deferring(session)
+    if deferred is not None:
+        deferred.add(EVENTS, {"at": at, "actor": actor, "kind": kind, "data": data},
+                     case_id=case, message_pk=message)
+    else:
+        session.add(Event(case=case, message=message, at=at, actor=actor, kind=kind, data=data))
+
+
+def add_thread_claim(session: Session, message_id: str, case: Case, at: datetime) -> None:
+    deferred = deferring(session)
+    if deferred is not None:
+        deferred.add(THREAD_CLAIMS, {"message_id": message_id, "created_at": at}, case_id=case)
+    else:
+        session.add(ThreadClaim(message_id=message_id, case=case, created_at=at))
+
+
+def add_copy(session: Session, *, mailbox: str, folder: str, uidvalidity: int, uid: int,
+             outcome: str, at: datetime, message: Message | None = None,
+             quarantine: Quarantine | None = None) -> None:
+    """Where a mail was found on the server, and what became of it."""
+    values = {"mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity, "uid": uid,
+              "outcome": outcome, "fetched_at": at}
+    deferred = deferring(session)
+    if deferred is not None:
+        deferred.add(MESSAGE_COPIES, values, message_pk=message, quarantine_id=quarantine)
+    else:
+        session.add(MessageCopy(**values, message=message, quarantine=quarantine))
+
+
+EVENTS, THREAD_CLAIMS, MESSAGE_COPIES = (
+    cast(Table, model.__table__) for model in (Event, ThreadClaim, MessageCopy))
 
 
 def case_by_reference(session: Session, reference: str) -> Case | None:

@@ -1,0 +1,77 @@
+"""Rows deferred to the end of a fast batch land as the ORM would have written them, in order,
+and a query within the batch that needs them sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from processor.db import session_scope
+from processor.db.deferred import deferred_rows, deferring
+from processor.db.models import Case, Event, Message, MessageCopy, ThreadClaim
+from processor.db.store import add_copy, add_event, add_thread_claim
+from processor.progress import case_progress_facts
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _case(reference: str) -> Case:
+    return Case(reference=reference, mailbox="desk", complainant_address="a@customer.example",
+                subject="s", opened_at=T0, updated_at=T0)
+
+
+def _message(case: Case, key: str) -> Message:
+    return Message(case=case, dedup_key=key, direction="in", author_role="complainant",
+                   message_id=f"<{key}@customer.example>", received_at=T0, size=1,
+                   raw_sha256="0" * 64)
+
+
+def test_deferred_rows_are_written_at_the_end_linked_and_in_order(engine: Engine) -> None:
+    with session_scope(engine) as session, deferred_rows(session):
+        assert deferring(session) is not None
+        first, second = _case("C-000001"), _case("C-000002")
+        m1, m2 = _message(first, "k1"), _message(second, "k2")
+        session.add_all([first, second, m1, m2])
+        for kind in ("case-opened", "classified", "ack-queued"):
+            add_event(session, first, kind, at=T0, message=m1, note=kind)
+            add_event(session, second, kind, at=T0, message=m2)
+        add_thread_claim(session, m1.message_id, first, T0)
+        add_copy(session, mailbox="desk", folder="INBOX", uidvalidity=7, uid=1,
+                 outcome="stored", at=T0, message=m1)
+        assert not session.scalars(select(Event)).all()  # nothing written yet
+    assert deferring(session) is None
+    with session_scope(engine) as session:
+        events = session.scalars(select(Event).order_by(Event.id)).all()
+        assert [(e.case.reference, e.kind, e.message.dedup_key) for e in events] == [
+            ("C-000001", "case-opened", "k1"), ("C-000002", "case-opened", "k2"),
+            ("C-000001", "classified", "k1"), ("C-000002", "classified", "k2"),
+            ("C-000001", "ack-queued", "k1"), ("C-000002", "ack-queued", "k2")]
+        assert events[0].data == {"note": "case-opened"} and events[0].actor == "system"
+        claim = session.get(ThreadClaim, "<k1@customer.example>")
+        assert claim is not None and claim.case.reference == "C-000001"
+        copy = session.scalars(select(MessageCopy)).one()
+        assert (copy.uid, copy.outcome, copy.message.dedup_key) == (1, "stored", "k1")
+
+
+def test_an_error_writes_none_of_them(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), session_scope(engine) as session, deferred_rows(session):
+        case = _case("C-000001")
+        session.add(case)
+        add_event(session, case, "case-opened", at=T0)
+        raise RuntimeError("the batch failed")
+    with session_scope(engine) as session:
+        assert not session.scalars(select(Event)).all()
+        assert not session.scalars(select(Case)).all()
+
+
+def test_a_query_within_the_batch_sees_the_batchs_staff_events(engine: Engine) -> None:
+    with session_scope(engine) as session, deferred_rows(session):
+        case = _case("C-000001")
+        session.add(case)
+        add_event(session, case, "staff-reply", at=T0 + timedelta(hours=3),
+                  actor="agent@desk.example.com")
+        facts = case_progress_facts(session, case)
+        assert facts.last_worked_at is not None
+        assert facts.last_worked_at.replace(tzinfo=UTC) == T0 + timedelta(hours=3)
