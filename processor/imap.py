@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import ssl
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -167,19 +167,23 @@ class MailboxConnection:
             raise _translate(exc, "fetching sizes") from None
         return {int(uid): int(item.get(b"RFC822.SIZE", 0)) for uid, item in data.items()}
 
-    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMail]:
+    def fetch(self, uids: Sequence[int],
+              sizes: Mapping[int, int] | None = None) -> Iterator[FetchedMail]:
         """Fetch whole mails with BODY.PEEK[] so nothing is marked \\Seen as a side effect.
 
         Mails that are gone by the time they are fetched (expunged by someone else) are left
         out. Those over `fetch_range_bytes` are fetched in ranges, one after the other, as the
-        iterator reaches them; the others with one FETCH, now.
+        iterator reaches them; the others with one FETCH, now. `sizes`: the mails' sizes when
+        the caller has asked for them already (asked here otherwise).
         """
         if not uids:
             return iter(())
         piece = self.settings.fetch_range_bytes
         large: dict[int, int] = {}
         if piece > 0:
-            large = {uid: size for uid, size in self.sizes(uids).items() if size > piece}
+            known = sizes if sizes is not None and all(u in sizes for u in uids) \
+                else self.sizes(uids)
+            large = {uid: known[uid] for uid in uids if known.get(uid, 0) > piece}
         whole = [uid for uid in uids if uid not in large]
         data: dict = {}  # type: ignore[type-arg]
         if whole:

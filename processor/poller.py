@@ -200,7 +200,7 @@ class Poller:
         size_limit = self.settings.processing.max_message_bytes
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]
         regular = [uid for uid in batch if uid not in oversized]
-        mails = list(connection.fetch(regular))
+        mails = list(connection.fetch(regular, sizes))
         prepared = self.runtime.preparer.submit(mails, ctx.limits, ctx.rules, ctx.recipients,
                                                 self.store)
         return Fetched(batch, prepared, oversized, sizes)
