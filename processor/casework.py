@@ -467,7 +467,10 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: Em
         to_addresses=[{"name": a.display_name, "address": a.addr_spec}
                       for a in outgoing["To"].addresses],
         cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
-        text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw))
+        text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw),
+        # The columns a stored mail sets, all of them: rows with the same columns are
+        # inserted together, and acknowledgements alternate with the mails they answer.
+        auto_submitted=False, defects=[])
     session.add(row)
     # Claimed at once, so replies to it filed by two workers at the same moment agree. The
     # Message-ID was just made by us (random), so no case can have claimed it before.
