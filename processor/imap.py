@@ -28,6 +28,22 @@ from processor.errors import MailboxError, MailboxUnavailable
 log = logging.getLogger("processor.imap")
 
 FETCH_BODY = b"BODY[]"
+FETCH_BYTES = 2 * 1024 * 1024
+
+
+def _parts(uids: Sequence[int], sizes: Mapping[int, int], limit: int) -> Iterator[list[int]]:
+    """`uids` in order, in parts of at most `limit` bytes (a larger mail is a part alone)."""
+    part: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if part and total + size > limit:
+            yield part
+            part, total = [], 0
+        part.append(uid)
+        total += size
+    if part:
+        yield part
 CONNECT_TIMEOUT_SECONDS = 30
 
 
@@ -179,17 +195,16 @@ class MailboxConnection:
         if not uids:
             return iter(())
         piece = self.settings.fetch_range_bytes
-        large: dict[int, int] = {}
-        if piece > 0:
-            known = sizes if sizes is not None and all(u in sizes for u in uids) \
-                else self.sizes(uids)
-            large = {uid: known[uid] for uid in uids if known.get(uid, 0) > piece}
-        whole = [uid for uid in uids if uid not in large]
+        known = sizes if sizes is not None and all(u in sizes for u in uids) \
+            else self.sizes(uids)
+        large = {uid: known[uid] for uid in uids if 0 < piece < known.get(uid, 0)}
         data: dict = {}  # type: ignore[type-arg]
-        if whole:
+        # A FETCH response is held about three times over while imaplib reads it and
+        # imapclient parses it: asked for in parts of about FETCH_BYTES, that stays small.
+        for part in _parts([u for u in uids if u not in large], known, FETCH_BYTES):
             try:
-                data = self._client.fetch(whole, [b"BODY.PEEK[]", b"RFC822.SIZE",
-                                                  b"INTERNALDATE"])
+                data.update(self._client.fetch(part, [b"BODY.PEEK[]", b"RFC822.SIZE",
+                                                      b"INTERNALDATE"]))
             except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
                 raise _translate(exc, "fetching mail") from None
         return self._fetched(uids, data, large, piece)

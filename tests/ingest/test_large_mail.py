@@ -152,6 +152,25 @@ def test_ranges_cover_the_mail_exactly_also_when_it_ends_on_a_range_boundary(
     assert [b"BODY.PEEK[]", b"RFC822.SIZE", b"INTERNALDATE"] in calls
 
 
+def test_whole_mails_are_asked_for_in_parts_of_about_fetch_bytes(
+    imap_account: ImapAccount, connection: MailboxConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FETCH response is held about three times over while it is read: a batch of many
+    mid-sized mails is asked for in parts, so that stays small; the mails come in order."""
+    monkeypatch.setattr("processor.imap.FETCH_BYTES", 3 * 1024)
+    mails = [large_mail(random_bytes(1024, seed=10 + i), f"part{i}") for i in range(5)]
+    deliver(imap_account, connection, mails)
+    sizes = {uid: len(raw) for uid, raw in enumerate(mails, 1)}
+    calls = record_fetches(connection)
+
+    fetched = list(connection.fetch([1, 2, 3, 4, 5], sizes))
+
+    assert [m.raw for m in fetched] == mails
+    whole = [c for c in calls if c == [b"BODY.PEEK[]", b"RFC822.SIZE", b"INTERNALDATE"]]
+    assert len(whole) >= 2, "the batch was fetched in one response"
+    assert [b"RFC822.SIZE"] not in calls  # the sizes given were used, not asked again
+
+
 def test_a_mail_expunged_between_two_ranges_is_left_out_not_cut_short(
     imap_account: ImapAccount, connection: MailboxConnection
 ) -> None:
