@@ -147,7 +147,11 @@ class Poller:
                 log.info("%s: stopping before the next batch as asked", mb.name)
                 current.prepared.cancel()
                 return
-            ahead = self._fetch(connection, ctx, next(batches, None))
+            try:
+                ahead = self._fetch(connection, ctx, next(batches, None))
+            except BaseException:
+                current.prepared.cancel()  # not filed: the files its workers wrote go too
+                raise
             try:
                 outcomes = self._ingest(connection, ctx, current)
             except BaseException:

@@ -215,7 +215,10 @@ class PreparedBatch:
         return self._result
 
     def cancel(self) -> None:
-        """Not to be filed: stop what has not started, and remove what the workers staged."""
+        """Not to be filed: stop what has not started, and remove what the workers staged.
+        After `result` the staged files belong to the blob store (its `discard`)."""
+        if self._result is not None:
+            return
         for future in self._futures.values():
             if not future.cancel():
                 future.add_done_callback(_remove_staged_of)

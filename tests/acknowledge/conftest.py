@@ -80,9 +80,10 @@ class Desk:
 
 def make_desk(tmp_path: Path, db_url: str, dovecot: DovecotServer, smtp: SmtpSink,
               staff: dict[str, object] | None = None, lifecycle: dict[str, object] | None = None,
-              **ack: object) -> Desk:
+              processing: dict[str, object] | None = None, **ack: object) -> Desk:
     account = dovecot.account(dovecot.new_user("desk"))
-    dep = Deployment(tmp_path, db_url, {"complaints": (account, ["complaints@example.com"])})
+    dep = Deployment(tmp_path, db_url, {"complaints": (account, ["complaints@example.com"])},
+                     processing=dict(processing or {}))
     if staff is not None:
         dep.sections["staff"] = {"secret_env": "COMPLAINTS_TEST_REPLY_SECRET", **staff}
         os.environ["COMPLAINTS_TEST_REPLY_SECRET"] = "test-secret-for-reply-addresses"

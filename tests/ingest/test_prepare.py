@@ -83,10 +83,13 @@ def test_a_worker_process_that_dies_loses_nothing(batch: list[FetchedMail],
 def test_files_written_by_the_workers_are_adopted_or_removed(
         batch: list[FetchedMail], preparer: Preparer, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = BlobStore(tmp_path / "blobs")
-    prepared = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store).result()
+    submitted = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store)
+    prepared = submitted.result()
     staged = list((tmp_path / "blobs").rglob(".tmp-*"))
     assert staged and all(str(os.getpid()) not in p.name for p in staged), \
         "the workers did not write the files"
+    submitted.cancel()  # too late: the files are the store's now, to sync or to discard
+    assert sorted((tmp_path / "blobs").rglob(".tmp-*")) == sorted(staged)
     big = prepared[-1].message
     assert not isinstance(big, BaseException)
     # Filing puts them again: nothing is written twice, and sync puts every one in place.
