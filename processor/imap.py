@@ -30,6 +30,8 @@ log = logging.getLogger("processor.imap")
 FETCH_BODY = b"BODY[]"
 FETCH_BYTES = 2 * 1024 * 1024
 
+CONNECT_TIMEOUT_SECONDS = 30
+
 
 def _parts(uids: Sequence[int], sizes: Mapping[int, int], limit: int) -> Iterator[list[int]]:
     """`uids` in order, in parts of at most `limit` bytes (a larger mail is a part alone)."""
@@ -44,7 +46,6 @@ def _parts(uids: Sequence[int], sizes: Mapping[int, int], limit: int) -> Iterato
         total += size
     if part:
         yield part
-CONNECT_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
