@@ -137,6 +137,14 @@ class ImapAccount:
             client.select_folder(folder, readonly=True)
             return sorted(int(uid) for uid in client.search("ALL"))
 
+    def expunge(self, folder: str, uids: list[int]) -> None:
+        """Delete and expunge `uids` from `folder` in a session of its own: someone else
+        removing mail while the desk is fetching it."""
+        with self.connect() as client:
+            client.select_folder(folder)
+            client.delete_messages(uids)
+            client.expunge()
+
     def fetch_all(self, folder: str) -> list[bytes]:
         """Every mail of `folder` as raw bytes, in UID order, without setting \\Seen."""
         with self.connect() as client:

@@ -179,10 +179,7 @@ def test_a_mail_expunged_between_two_ranges_is_left_out_not_cut_short(
 
     def expunge_after_first_range(items: list[bytes], answer: dict) -> dict:  # type: ignore[type-arg]
         if f"BODY.PEEK[]<0.{PIECE}>".encode() in items:
-            with imap_account.connect() as other:
-                other.select_folder("INBOX")
-                other.delete_messages([1])
-                other.expunge()
+            imap_account.expunge("INBOX", [1])
         return answer
 
     calls = record_fetches(connection, expunge_after_first_range)
@@ -202,10 +199,7 @@ def test_a_mail_expunged_after_its_size_was_read_is_left_out(
     def expunge_after_size(items: list[bytes], answer: dict) -> dict:  # type: ignore[type-arg]
         if items == [b"RFC822.SIZE"]:
             assert answer[1][b"RFC822.SIZE"] > PIECE
-            with imap_account.connect() as other:
-                other.select_folder("INBOX")
-                other.delete_messages([1])
-                other.expunge()
+            imap_account.expunge("INBOX", [1])
         return answer
 
     calls = record_fetches(connection, expunge_after_size)
@@ -219,10 +213,7 @@ def test_a_mail_expunged_just_before_a_whole_fetch_is_left_out(
 ) -> None:
     with connect(imap_account, monkeypatch, 0) as whole:
         deliver(imap_account, whole, [large_mail(b"small", "small"), large_mail(b"too", "too")])
-        with imap_account.connect() as other:
-            other.select_folder("INBOX")
-            other.delete_messages([1])
-            other.expunge()
+        imap_account.expunge("INBOX", [1])
 
         # Dovecot answers NIL for the body of a mail expunged by another session until it has
         # told this one: that is no mail, not an empty one.
