@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from processor.classify.model import Condition
-from processor.classify.text import fold
+from processor.classify.text import fold, keyword_literal
 from processor.classify.view import MessageView
 
 _SHOWN = 60  # characters of matched text quoted in a reason
@@ -32,12 +32,20 @@ class ContainsAny:
     fields: tuple[str, ...]
     keywords: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...] = field(compare=False, repr=False)
+    # What each keyword's text must contain for its pattern to match (see keyword_literal):
+    # most values contain none of them, and `in` says so where a search per keyword took
+    # a fifth of the time of preparing a mail.
+    literals: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "literals", tuple(keyword_literal(k) for k in self.keywords))
 
     def check(self, view: MessageView) -> str | None:
         for name in self.fields:
             for value in view.folded_values(name):
-                for keyword, pattern in zip(self.keywords, self.patterns, strict=True):
-                    if pattern.search(value):
+                for keyword, literal, pattern in zip(self.keywords, self.literals,
+                                                     self.patterns, strict=True):
+                    if literal in value and pattern.search(value):
                         return f'{name} contains "{keyword}"'
         return None
 
@@ -52,12 +60,18 @@ class ContainsAll:
     fields: tuple[str, ...]
     keywords: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...] = field(compare=False, repr=False)
+    literals: tuple[str, ...] = field(init=False, compare=False, repr=False)  # as ContainsAny's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "literals", tuple(keyword_literal(k) for k in self.keywords))
 
     def check(self, view: MessageView) -> str | None:
         found = []
-        for keyword, pattern in zip(self.keywords, self.patterns, strict=True):
+        for keyword, literal, pattern in zip(self.keywords, self.literals, self.patterns,
+                                             strict=True):
             where = next((name for name in self.fields
-                          if any(pattern.search(v) for v in view.folded_values(name))), None)
+                          if any(literal in v and pattern.search(v)
+                                 for v in view.folded_values(name))), None)
             if where is None:
                 return None
             found.append(f'{where} contains "{keyword}"')

@@ -40,3 +40,10 @@ def keyword_pattern(keyword: str) -> re.Pattern[str]:
     start = f"(?<!{word_char})" if re.match(word_char, folded[:1]) else ""
     end = f"(?!{word_char})" if not prefix and re.match(word_char, folded[-1:]) else ""
     return re.compile(start + body + end)
+
+
+def keyword_literal(keyword: str) -> str:
+    """The longest piece of a keyword that its pattern (keyword_pattern) only ever matches
+    verbatim: text without it cannot match, and `in` says so far faster than the pattern."""
+    folded = fold(keyword).strip().rstrip("*").strip()
+    return max(re.split(r"[-\s]+", folded), key=len)

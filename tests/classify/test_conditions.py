@@ -8,6 +8,7 @@ import pytest
 
 from processor.classify import conditions as c
 from processor.classify import load_rules
+from processor.classify.text import fold, keyword_literal, keyword_pattern
 from processor.classify.view import MessageView
 
 from .mails import mail, rules_dir
@@ -162,3 +163,17 @@ def test_no_when_means_always(tmp_path):
 def test_shape_judgements(shape, always, never):
     assert c.always_holds(shape) is always
     assert c.never_holds(shape) is never
+
+
+@pytest.mark.parametrize("keyword", ["do not call", "re-open", "refund*", "掉线", "Ｃ－１２",
+                                     "call  back", "-", "a--b"])
+def test_a_keyword_pattern_never_matches_text_without_its_literal(keyword):
+    # The literal is checked first, for speed: it must never turn a match into a miss.
+    pattern, literal = keyword_pattern(keyword), keyword_literal(keyword)
+    texts = ["please do-not-call me", "do not  call", "donotcall", "reopen it", "re open",
+             "re-open", "refunded", "not a refund", "总是掉线", "c-12", "c12", "call back",
+             "call-back", "a-b", "ab", "a b", "-", ""]
+    for text in (fold(t) for t in texts):
+        if pattern.search(text):
+            assert literal in text, (keyword, text)
+    assert any(pattern.search(fold(t)) for t in texts), keyword
