@@ -111,7 +111,7 @@ def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None
     for raw in raws:
         message, key, classification = prepare_one(raw, limits, rules, recipients)
         staged = _stage(store, raw, message) if store is not None else ()
-        outcomes.append((message, key, classification, staged))
+        outcomes.append((_detach_raw(message, raw), key, classification, staged))
     return outcomes
 
 
@@ -176,22 +176,41 @@ def _alive(pid: int) -> bool:
         return True
 
 
+# Stands for the mail's raw bytes in the lazily decoded attachments of a mail sent back by a
+# worker process; the filing process puts its own copy of the bytes in its place.
+_DETACHED = b""
+
+
+def _detach_raw(message: ParsedMessage | BaseException,
+                raw: bytes) -> ParsedMessage | BaseException:
+    """In a worker process: the parsed mail without the raw bytes its lazy attachments hold,
+    which the filing process has already; sent back with them, a mail with attachments
+    crossed between the processes twice (a third of the pickled bytes of a batch)."""
+    return _rebind(message, raw, _DETACHED)
+
+
 def _share_raw(message: ParsedMessage | BaseException,
                raw: bytes) -> ParsedMessage | BaseException:
-    """A mail parsed in a worker process came back with its own copy of the raw bytes inside
-    its lazily decoded attachments; point them at ours, so a batch is held once, not twice."""
+    """In the filing process: point the attachments of a mail prepared by a worker process at
+    our raw bytes, so they decode from the batch that is held once."""
+    return _rebind(message, _DETACHED, raw)
+
+
+def _rebind(message: ParsedMessage | BaseException, old: bytes,
+            new: bytes) -> ParsedMessage | BaseException:
     if isinstance(message, BaseException) or not message.attachments:
         return message
-    attachments = tuple(_rebound(attachment, raw) for attachment in message.attachments)
+    attachments = tuple(_rebound(attachment, old, new) for attachment in message.attachments)
     return dataclasses.replace(message, attachments=attachments)
 
 
-def _rebound(attachment: Attachment, raw: bytes) -> Attachment:
+def _rebound(attachment: Attachment, old: bytes, new: bytes) -> Attachment:
     changes: dict[str, Any] = {}
     for name in ("source", "pieces"):
         lazy = getattr(attachment, name)
-        if isinstance(lazy, functools.partial) and lazy.args and lazy.args[0] == raw:
-            changes[name] = functools.partial(lazy.func, raw, *lazy.args[1:])
+        if isinstance(lazy, functools.partial) and lazy.args and (
+                lazy.args[0] is old or lazy.args[0] == old):
+            changes[name] = functools.partial(lazy.func, new, *lazy.args[1:])
     return dataclasses.replace(attachment, **changes) if changes else attachment
 
 

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import pickle
 import signal
 
 import pytest
@@ -13,8 +14,14 @@ import pytest
 from processor.blobstore import BlobStore
 from processor.classify import RulesHolder, builtin_rules_dir
 from processor.imap import FetchedMail
-from processor.mail import ParseLimits
-from processor.prepare import MIN_PARALLEL_MAILS, Preparer, Recipients
+from processor.mail import ParseLimits, parse_message
+from processor.prepare import (
+    MIN_PARALLEL_MAILS,
+    Preparer,
+    Recipients,
+    _detach_raw,
+    _share_raw,
+)
 from tests.mailgen import make_mails
 
 RECIPIENTS = Recipients(frozenset({"complaints@example.com"}), "complaints@example.com")
@@ -60,6 +67,16 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     assert big.attachments[0].payload == bytes(range(256)) * 600
     # Its lazy attachment decodes from our copy of the mail, not a second one sent back.
     assert big.attachments[0].source.args[0] is batch[-1].raw  # type: ignore[union-attr]
+
+
+def test_a_mail_comes_back_from_a_worker_without_its_raw_bytes() -> None:
+    raw = _with_large_attachment()
+    message = parse_message(raw)
+    sent_back = pickle.dumps(_detach_raw(message, raw))
+    assert len(pickle.dumps(message)) > len(raw) > 10 * len(sent_back)
+    received = _share_raw(pickle.loads(sent_back), raw)
+    assert not isinstance(received, BaseException)
+    assert received.attachments[0].payload == bytes(range(256)) * 600
 
 
 def test_a_small_batch_is_prepared_here(batch: list[FetchedMail], preparer: Preparer) -> None:
