@@ -450,24 +450,51 @@ def _suppressed(session: Session, address: str, now: datetime) -> bool:
         Suppression.address == address.lower(), Suppression.until > now)) > 0
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingCopy:
+    """What the case's record of an outgoing mail holds of it (see record_outgoing)."""
+
+    message_id: str
+    in_reply_to: str | None
+    references: list[str]
+    subject: str
+    from_address: str
+    to_addresses: list[dict[str, str]]
+    text: str
+
+
+def outgoing_copy(outgoing: EmailMessage) -> OutgoingCopy:
+    body = outgoing.get_body(("plain",))
+    return OutgoingCopy(
+        message_id=str(outgoing["Message-ID"]),
+        in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
+        references=str(outgoing["References"] or "").split(), subject=str(outgoing["Subject"]),
+        from_address=outgoing["From"].addresses[0].addr_spec.lower(),
+        to_addresses=[{"name": a.display_name, "address": a.addr_spec}
+                      for a in outgoing["To"].addresses],
+        text=body.get_content() if body is not None else "")
+
+
 def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: EmailMessage,
                     now: datetime, raw: bytes | None = None) -> Message:
     """An outgoing mail as a message on the case: in the timeline, the export, and the
     In-Reply-To/References lookups (a reply to it threads back to the case). `raw` is the
     serialised mail when the caller has it already (the outbox row), to serialise only once."""
     raw = raw if raw is not None else outgoing.as_bytes(policy=SMTP)
-    body = outgoing.get_body(("plain",))
-    text = body.get_content() if body is not None else ""
+    return record_outgoing_copy(session, case, outgoing_copy(outgoing), store.put(raw),
+                                len(raw), now)
+
+
+def record_outgoing_copy(session: Session, case: Case, copy: OutgoingCopy, raw_sha256: str,
+                         size: int, now: datetime) -> Message:
+    """record_outgoing for a mail composed elsewhere, whose bytes the blob store has staged."""
     row = Message(
-        case=case, dedup_key=f"out:{outgoing['Message-ID']}"[:64], direction="out",
-        author_role="system", message_id=str(outgoing["Message-ID"]),
-        in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
-        references=str(outgoing["References"] or "").split(), subject=str(outgoing["Subject"]),
-        from_address=outgoing["From"].addresses[0].addr_spec.lower(), from_name="",
-        to_addresses=[{"name": a.display_name, "address": a.addr_spec}
-                      for a in outgoing["To"].addresses],
-        cc_addresses=[], received_by=[], sent_at=now, received_at=now, language=case.language,
-        text=text, new_text=text, size=len(raw), raw_sha256=store.put(raw),
+        case=case, dedup_key=f"out:{copy.message_id}"[:64], direction="out",
+        author_role="system", message_id=copy.message_id, in_reply_to=copy.in_reply_to,
+        references=copy.references, subject=copy.subject, from_address=copy.from_address,
+        from_name="", to_addresses=copy.to_addresses, cc_addresses=[], received_by=[],
+        sent_at=now, received_at=now, language=case.language, text=copy.text,
+        new_text=copy.text, size=size, raw_sha256=raw_sha256,
         # The columns a stored mail sets, all of them: rows with the same columns are
         # inserted together, and acknowledgements alternate with the mails they answer.
         auto_submitted=False, defects=[])

@@ -11,7 +11,7 @@ from processor.classify import RuleSet
 from processor.compose import subject_tag_pattern
 from processor.config import MailboxSettings, Settings
 from processor.mail import ParseLimits
-from processor.prepare import Recipients
+from processor.prepare import Preparer, Recipients
 from processor.render import TemplateRenderer
 from processor.threading import DEFAULT_APPEAL_PHRASES
 
@@ -31,6 +31,9 @@ class IngestContext:
     tag_pattern: re.Pattern[str] = field(default_factory=lambda: subject_tag_pattern())
     reply_secrets: tuple[bytes, ...] = ()
     appeal_phrases: tuple[str, ...] = DEFAULT_APPEAL_PHRASES
+    # The worker processes that prepare batches; they also compose a large batch's
+    # acknowledgements while it is filed (processor.composing).
+    preparer: Preparer | None = None
 
     @property
     def limits(self) -> ParseLimits:

@@ -22,10 +22,17 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from processor import casework, failpoints
-from processor.ack import AckPlan, loop_context, plan_acknowledgement
+from processor.ack import (
+    AckPlan,
+    AckRequest,
+    compose_requested,
+    loop_context,
+    request_acknowledgement,
+)
 from processor.blobstore import BlobStore
 from processor.classify import Classification, classify
 from processor.compose import compose_staff_notification, make_message_id
+from processor.composing import Composed, ComposingElsewhere, NotComposed, composing_elsewhere
 from processor.context import IngestContext
 from processor.db import is_concurrency_conflict
 from processor.db.deferred import deferred_rows
@@ -35,6 +42,7 @@ from processor.db.store import (
     CaseNumbers,
     add_copy,
     add_event,
+    add_event_to_complete,
     existing_messages,
     format_reference,
 )
@@ -43,8 +51,8 @@ from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
 from processor.loopguard import robot_signals
 from processor.mail import ParsedMessage, parse_message
-from processor.outbox import queue_mail
-from processor.prepare import Prepared, received_by
+from processor.outbox import queue_mail, queue_raw
+from processor.prepare import MIN_PARALLEL_MAILS, Prepared, received_by
 from processor.threading import raised_priority
 
 log = logging.getLogger("processor.pipeline")
@@ -101,7 +109,10 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     # Filed fast, the batch's history events, thread claims and copy records are written at
     # its end as plain rows (processor.db.deferred); filed carefully, each mail's rows must
     # roll back with its SAVEPOINT, so they stay ORM objects.
-    with contextlib.nullcontext() if careful else deferred_rows(session):
+    with contextlib.nullcontext() if careful else deferred_rows(session) as rows:
+        if rows is not None and _compose_elsewhere(ctx, prepared):
+            assert ctx.preparer is not None and ctx.renderer is not None
+            rows.unfinished.append(ComposingElsewhere(ctx.preparer, ctx.renderer, store))
         for mail, message, key in parsed:
             if outcomes and should_stop():
                 break
@@ -112,6 +123,13 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
             failpoints.reach("mid-batch")
     numbers.finish()
     return outcomes
+
+
+def _compose_elsewhere(ctx: IngestContext, prepared: Sequence[Prepared]) -> bool:
+    """Compose acknowledgements in the worker processes when they prepared this batch: for a
+    batch too small for them, starting them would cost more than it saves."""
+    return (ctx.preparer is not None and ctx.preparer.processes > 0
+            and ctx.renderer is not None and len(prepared) >= MIN_PARALLEL_MAILS)
 
 
 def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
@@ -286,16 +304,19 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
     ack = ctx.settings.ack
     sender = message.from_.address if message.from_ else ""
     try:
-        plan = plan_acknowledgement(
+        decided = request_acknowledgement(
             message=message, case_ref=case.reference, from_address=received_by[0],
             classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
             loop=loop_context(ack, ctx.settings.monitored_addresses()),
             counts=ledger.counts(sender), now=now, robot_reasons=robot)
+        elsewhere = composing_elsewhere(session)
+        if isinstance(decided, AckRequest) and elsewhere is not None:
+            _acknowledge_elsewhere(session, ctx, case, stored, decided, ledger, now, elsewhere)
+            return
+        plan = decided if isinstance(decided, AckPlan) else AckPlan(
+            compose_requested(decided, ctx.renderer), decided.recipient, ())
     except ComplaintsError as exc:
-        # The complaint is filed either way; a mail we cannot safely compose (an address that
-        # fails validation, a broken template) is simply not sent, and the case says why.
-        log.error("%s: acknowledgement not composed: %s", case.reference, exc)
-        plan = AckPlan(None, None, (f"cannot-compose:{exc.__class__.__name__}",))
+        plan = _not_composed(case, exc.__class__.__name__, str(exc))
     if plan.message is None or plan.recipient is None:
         add_event(session, case, "ack-skipped", at=now, message=stored,
                   reasons=list(plan.skip_reasons))
@@ -307,6 +328,37 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
     ledger.record(plan.recipient)
     add_event(session, case, "ack-queued", at=now, message=stored,
               message_id=queued.message_id, to=plan.recipient)
+
+
+def _not_composed(case: Case, error: str, detail: str) -> AckPlan:
+    # The complaint is filed either way; a mail we cannot safely compose (an address that
+    # fails validation, a broken template) is simply not sent, and the case says why.
+    log.error("%s: acknowledgement not composed: %s", case.reference, detail)
+    return AckPlan(None, None, (f"cannot-compose:{error}",))
+
+
+def _acknowledge_elsewhere(session: Session, ctx: IngestContext, case: Case, stored: Message,
+                           request: AckRequest, ledger: AutoReplyLedger, now: datetime,
+                           elsewhere: ComposingElsewhere) -> None:
+    """_acknowledge's end for an acknowledgement composed in a worker process: counted and
+    given its place in the case's history now, queued when it comes back."""
+    ledger.record(request.recipient)
+    event = add_event_to_complete(session, case, "ack-queued", at=now, message=stored,
+                                  message_id=request.message_id, to=request.recipient)
+
+    def finish(result: Composed | NotComposed, raw_sha256: str | None) -> None:
+        if isinstance(result, NotComposed):
+            plan = _not_composed(case, result.error, result.detail)
+            event.update(kind="ack-skipped", data={"reasons": list(plan.skip_reasons)})
+            return
+        assert raw_sha256 is not None
+        queue_raw(session, result.raw, message_id=request.message_id,
+                  subject=result.copy.subject, kind="ack", recipients=[request.recipient],
+                  now=now, case=case, envelope_from=ctx.settings.smtp.envelope_sender)
+        casework.record_outgoing_copy(session, case, result.copy, raw_sha256, len(result.raw),
+                                      now)
+
+    elsewhere.add(request, finish)
 
 
 def _notify_staff(session: Session, ctx: IngestContext, case: Case, message: ParsedMessage,

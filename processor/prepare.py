@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -314,6 +314,17 @@ class Preparer:
                         future.add_done_callback(_remove_staged_of)
                 futures = {}
         return PreparedBatch(mails, limits, rules, recipients, futures, store)
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Future[Any] | None:
+        """Run `function(*args)` in a worker process; None when there are none to run it."""
+        if self.processes <= 0:
+            return None
+        try:
+            return self._pool().submit(function, *args)
+        except (BrokenProcessPool, RuntimeError) as exc:
+            log.warning("preparing processes unavailable (%s); working here", exc)
+            self._executor = None
+            return None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

@@ -49,7 +49,7 @@ class Runtime:
         return IngestContext(self.settings, mailbox, folder, uidvalidity,
                              self.rules.current if self.rules else None, self.renderer, clock,
                              self.tag_pattern, self.reply_secrets,
-                             self.appeal_phrases or load_appeal_phrases())
+                             self.appeal_phrases or load_appeal_phrases(), self.preparer)
 
 
 def load_rules(settings: Settings, renderer: TemplateRenderer) -> RulesHolder:

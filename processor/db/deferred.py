@@ -11,13 +11,17 @@ events keep the order of their keys that the timeline sorts by.
 Only the fast filing of a batch defers (pipeline.ingest_batch). Filed carefully, mail by mail
 in SAVEPOINTs, each mail's rows must roll back with it, so they are ORM objects again.
 A query within the batch that must see deferred rows calls `write_deferred` first.
+
+Work that must be done before the rows are written (acknowledgements composed in other
+processes, processor.composing) registers as `Unfinished`: it is finished first, or cancelled
+when the batch fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -25,16 +29,29 @@ from sqlalchemy.orm import Session
 _KEY = "complaints.deferred_rows"
 
 
+class Unfinished(Protocol):
+    def finish(self, session: Session) -> None:
+        """Complete what has been started so far; called before each write."""
+
+    def cancel(self) -> None:
+        """Drop what is left; called when the batch ends, whether it was written or not."""
+
+
 class DeferredRows:
     def __init__(self) -> None:
         # table -> [(column values, ((foreign key column, the object it points at), ...))]
         self._rows: dict[Table, list[tuple[dict[str, Any], tuple[tuple[str, Any], ...]]]] = {}
+        self.unfinished: list[Unfinished] = []
 
-    def add(self, table: Table, values: dict[str, Any], **parents: Any) -> None:
-        """`parents`: foreign key column -> ORM object (or None) whose key it takes."""
+    def add(self, table: Table, values: dict[str, Any], **parents: Any) -> dict[str, Any]:
+        """`parents`: foreign key column -> ORM object (or None) whose key it takes. Returns
+        `values`, which the caller may still change until the rows are written."""
         self._rows.setdefault(table, []).append((values, tuple(parents.items())))
+        return values
 
     def write(self, session: Session) -> None:
+        for work in self.unfinished:
+            work.finish(session)
         if not self._rows:
             return
         session.flush()  # new cases and messages get their keys
@@ -63,6 +80,8 @@ def deferred_rows(session: Session) -> Iterator[DeferredRows]:
         rows.write(session)
     finally:
         session.info.pop(_KEY, None)
+        for work in rows.unfinished:  # what is left when the batch failed
+            work.cancel()
 
 
 def write_deferred(session: Session) -> None:

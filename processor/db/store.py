@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
@@ -125,6 +125,17 @@ def add_event(session: Session, case: Case, kind: str, *, at: datetime, actor: s
                      case_id=case, message_pk=message)
     else:
         session.add(Event(case=case, message=message, at=at, actor=actor, kind=kind, data=data))
+
+
+def add_event_to_complete(session: Session, case: Case, kind: str, *, at: datetime,
+                          message: Message | None = None, **data: object) -> dict[str, Any]:
+    """add_event while the batch's rows are deferred, returning the row's values: its kind and
+    data may still change until they are written (processor.composing)."""
+    deferred = deferring(session)
+    if deferred is None:
+        raise RuntimeError("an event to complete later needs the batch's rows deferred")
+    return deferred.add(EVENTS, {"at": at, "actor": "system", "kind": kind, "data": data},
+                        case_id=case, message_pk=message)
 
 
 def add_thread_claim(session: Session, message_id: str, case: Case, at: datetime) -> None:

@@ -1,0 +1,149 @@
+"""Acknowledgements of a large batch are composed in the preparing processes while it is filed
+(processor.composing): the complainants get the same mails, and the cases the same history,
+as when they are composed in the filing process."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from processor import casework, composing
+from processor.db import session_scope
+from processor.db.models import Case, Event, Message
+from processor.prepare import MIN_PARALLEL_MAILS
+from tests.acknowledge.conftest import Desk, make_desk
+from tests.mailgen import make_mails
+from tests.servers import DovecotServer, SmtpSink
+
+BATCH = MIN_PARALLEL_MAILS + 6  # large enough to be prepared in a worker process
+
+
+def _desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp: SmtpSink,
+          processes: int, **processing: object) -> Desk:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return make_desk(tmp_path, sqlite_url, dovecot, smtp,
+                     processing={"batch_size": BATCH, "parse_processes": processes,
+                                 **processing})
+
+
+def _history(desk: Desk) -> list[tuple[str, list[str], str, str]]:
+    """Per case, in order: complainant, event kinds, the ack's subject and its text."""
+    with session_scope(desk.runtime.engine) as session:
+        found = []
+        for case in session.scalars(select(Case).order_by(Case.id)):
+            kinds = list(session.scalars(select(Event.kind).where(Event.case_id == case.id)
+                                         .order_by(Event.id)))
+            out = session.scalars(select(Message).where(
+                Message.case_id == case.id, Message.direction == "out")).all()
+            assert len(out) <= 1
+            found.append((case.complainant_address, kinds, out[0].subject if out else "",
+                          out[0].text if out else ""))
+        return found
+
+
+def _close(desk: Desk) -> None:
+    desk.runtime.preparer.close()
+    desk.runtime.engine.dispose()
+    desk.deployment.close()
+
+
+def test_composed_by_the_workers_as_it_would_be_here(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    mails = make_mails(BATCH * 2)
+    here = _desk(tmp_path / "here", f"sqlite:///{tmp_path / 'here.sqlite3'}", dovecot,
+                 smtp_delivering, 0)
+    there = _desk(tmp_path / "there", sqlite_url, dovecot, smtp_delivering, 1)
+    composed_here: list[object] = []
+    real_compose = composing.compose
+    monkeypatch.setattr(composing, "compose", lambda *a: composed_here.append(a) or
+                        real_compose(*a))
+    try:
+        for desk in (here, there):
+            desk.deliver(*mails)
+            desk.poll()
+        assert not composed_here, "the acknowledgements were composed in the filing process"
+        expected = _history(here)
+        assert sum("ack-queued" in kinds for _, kinds, _, _ in expected) == len(expected) > 0
+        # Message-IDs and dates differ; what each complainant reads and each history says
+        # do not.
+        assert _history(there) == expected
+        outbox = there.outbox()
+        assert len(outbox) == len(expected)
+        store = there.runtime.store
+        assert not list(store.root.rglob(".tmp-*"))
+        with session_scope(there.runtime.engine) as session:
+            for row in outbox:
+                copy = session.scalars(select(Message).where(
+                    Message.message_id == row.message_id)).one()
+                assert store.get(copy.raw_sha256) == row.raw  # the copy the case keeps
+                sent = message_from_bytes(row.raw, policy=policy.default)
+                assert sent["Auto-Submitted"] == "auto-replied"
+                assert copy.case.reference in str(sent["Subject"])
+        stats = there.send()
+        assert stats.sent == len(outbox)
+    finally:
+        _close(here)
+        _close(there)
+
+
+def test_an_acknowledgement_the_worker_cannot_compose_is_skipped_and_said(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+        smtp_delivering: SmtpSink) -> None:
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    for language in ("en", "zh"):
+        (broken / f"ack-default.{language}.txt.j2").write_text("{{ no_such_variable }}\n")
+    desk = _desk(tmp_path / "desk", sqlite_url, dovecot, smtp_delivering, 1,
+                 templates_dir=str(broken))
+    try:
+        desk.deliver(*make_mails(BATCH))
+        desk.poll()
+        history = _history(desk)
+        assert len(history) == BATCH
+        for _, kinds, subject, _ in history:
+            assert "ack-queued" not in kinds and not subject
+        first = desk.events(desk.case_of(history[0][0]).reference)
+        skipped = [data for kind, data in first if kind == "ack-skipped"]
+        assert skipped == [{"reasons": ["cannot-compose:TemplateError"]}]
+        # In the place the acknowledgement had in the history, right after the case opened.
+        assert [kind for kind, _ in first].index("ack-skipped") == \
+            [kind for kind, _ in first].index("case-opened") + 1 + sum(
+                kind == "classified" for kind, _ in first)
+        assert not desk.outbox()
+        assert not list(desk.runtime.store.root.rglob(".tmp-*"))
+    finally:
+        _close(desk)
+
+
+def test_a_batch_that_fails_leaves_no_composed_files_and_no_double_mail(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure is injected (a mock): recording the first composed acknowledgement raises
+    once, as a full disk or a refused row could at that exact step."""
+    desk = _desk(tmp_path / "desk", sqlite_url, dovecot, smtp_delivering, 1)
+    real_record = casework.record_outgoing_copy
+    calls: list[int] = []
+
+    def record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("injected failure while recording an acknowledgement")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(casework, "record_outgoing_copy", record)
+    try:
+        desk.deliver(*make_mails(BATCH))
+        desk.poll()
+        assert calls, "the fault was not reached"
+        history = _history(desk)
+        assert len(history) == BATCH  # filed again, mail by mail, composed here
+        assert [kinds.count("ack-queued") for _, kinds, _, _ in history] == [1] * BATCH
+        assert len(desk.outbox()) == BATCH
+        desk.runtime.preparer.close()  # the workers have finished writing
+        assert not list(desk.runtime.store.root.rglob(".tmp-*"))
+    finally:
+        _close(desk)
