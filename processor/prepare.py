@@ -10,6 +10,7 @@ the batch is prepared here instead.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -274,12 +275,81 @@ def _remove_staged_of(future: Future[list[Outcome]]) -> None:
             remove_staged(staged)
 
 
+class _Dispatcher:
+    """Hands work to a process pool a little at a time, urgent work first.
+
+    The pool runs what it is given in order. A batch's acknowledgements (processor.composing)
+    are needed before the batch can be committed, while the next batch, given to the pool
+    before them, is not needed until then: given at once, the acknowledgements waited behind
+    the whole next batch, and the filing process waited with them.
+    """
+
+    def __init__(self, executor: ProcessPoolExecutor, in_flight: int) -> None:
+        self.executor = executor
+        self.broken = False
+        self._limit = in_flight
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._urgent: collections.deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._urgent = collections.deque()
+        self._later: collections.deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._later = collections.deque()
+
+    def submit(self, urgent: bool, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        ours: Future[Any] = Future()
+        with self._lock:
+            (self._urgent if urgent else self._later).append((ours, function, args))
+        self._pump()
+        return ours
+
+    def _pump(self) -> None:
+        while True:
+            with self._lock:
+                if self._in_flight >= self._limit or not (self._urgent or self._later):
+                    return
+                ours, function, args = (self._urgent or self._later).popleft()
+                if not ours.set_running_or_notify_cancel():  # cancelled while it waited
+                    continue
+                self._in_flight += 1
+            try:
+                theirs = self.executor.submit(function, *args)
+            except BaseException as exc:  # noqa: BLE001 - a broken pool: the caller works here
+                self.broken = True
+                with self._lock:
+                    self._in_flight -= 1
+                ours.set_exception(exc)
+                continue
+            theirs.add_done_callback(functools.partial(self._done, ours))
+
+    def _done(self, ours: Future[Any], theirs: Future[Any]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        if theirs.cancelled():
+            ours.set_exception(BrokenProcessPool("the worker processes were shut down"))
+        elif theirs.exception() is not None:
+            if isinstance(theirs.exception(), BrokenProcessPool):
+                self.broken = True
+            ours.set_exception(theirs.exception())  # type: ignore[arg-type]
+        else:
+            ours.set_result(theirs.result())
+        self._pump()
+
+    def close(self) -> None:
+        with self._lock:
+            waiting = [*self._urgent, *self._later]
+            self._urgent.clear()
+            self._later.clear()
+        for ours, _, _ in waiting:
+            ours.cancel()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
 class Preparer:
     """Worker processes for `prepare`, started on first use and kept for the process's life."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._executor: ProcessPoolExecutor | None = None
+        self._pool_of: _Dispatcher | None = None
 
     @staticmethod
     def automatic() -> int:
@@ -293,7 +363,7 @@ class Preparer:
         futures = {}
         shippable = [i for i, m in enumerate(mails) if len(m.raw) <= PREPARE_HERE_BYTES]
         if self.processes > 0 and len(shippable) >= MIN_PARALLEL_MAILS:
-            executor = self._pool()
+            pool = self._pool()
             # Chunks of consecutive small mails; a large mail between them is prepared here.
             runs: list[list[int]] = []
             for index in shippable:
@@ -301,42 +371,38 @@ class Preparer:
                     runs[-1].append(index)
                 else:
                     runs.append([index])
-            try:
-                for run in runs:
-                    futures[run[0]] = executor.submit(
-                        _prepare_chunk, [mails[i].raw for i in run], limits, rules, recipients,
-                        str(store.root) if store is not None else None)
-            except (BrokenProcessPool, RuntimeError) as exc:
-                log.warning("preparing processes unavailable (%s); preparing here", exc)
-                self._executor = None
-                for future in futures.values():
-                    if not future.cancel():
-                        future.add_done_callback(_remove_staged_of)
-                futures = {}
+            for run in runs:
+                futures[run[0]] = pool.submit(
+                    False, _prepare_chunk, [mails[i].raw for i in run], limits, rules,
+                    recipients, str(store.root) if store is not None else None)
         return PreparedBatch(mails, limits, rules, recipients, futures, store)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Future[Any] | None:
-        """Run `function(*args)` in a worker process; None when there are none to run it."""
+        """Run `function(*args)` in a worker process before any batch still waiting to be
+        prepared; None when there are no worker processes."""
         if self.processes <= 0:
             return None
-        try:
-            return self._pool().submit(function, *args)
-        except (BrokenProcessPool, RuntimeError) as exc:
-            log.warning("preparing processes unavailable (%s); working here", exc)
-            self._executor = None
-            return None
+        return self._pool().submit(True, function, *args)
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
+    def _pool(self) -> _Dispatcher:
+        if self._pool_of is not None and self._pool_of.broken:
+            # A worker process died (or the pool could not start one): the work given to it
+            # is done here by its callers, and later work goes to a new pool.
+            log.warning("the preparing processes failed; starting new ones")
+            self._pool_of.executor.shutdown(wait=False, cancel_futures=True)
+            self._pool_of = None
+        if self._pool_of is None:
             # forkserver: never fork a process that runs threads (mailbox workers, the sender).
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["processor.prepare"])
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
-                                                 initializer=_die_with_parent,
-                                                 initargs=(os.getpid(),))
-        return self._executor
+            executor = ProcessPoolExecutor(self.processes, mp_context=context,
+                                           initializer=_die_with_parent,
+                                           initargs=(os.getpid(),))
+            # One chunk running in each process and one waiting: nothing urgent waits long.
+            self._pool_of = _Dispatcher(executor, 2 * self.processes)
+        return self._pool_of
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        if self._pool_of is not None:
+            self._pool_of.close()
+            self._pool_of = None

@@ -89,7 +89,7 @@ def test_a_worker_process_that_dies_loses_nothing(batch: list[FetchedMail],
                                                   preparer: Preparer) -> None:
     """The one fault no real server shows on cue: a worker process killed (OOM) mid-batch."""
     preparer.submit(batch, ParseLimits(), None, RECIPIENTS).result()  # the pool is up
-    for pid in list(preparer._executor._processes):  # type: ignore[union-attr]
+    for pid in list(preparer._pool_of.executor._processes):  # type: ignore[union-attr]
         os.kill(pid, signal.SIGKILL)
     prepared = preparer.submit(batch, ParseLimits(), None, RECIPIENTS).result()
     assert [p.key for p in prepared] == \
