@@ -11,6 +11,7 @@ poll finds it first (`_finish_pending`) and moves it according to what was recor
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ log = logging.getLogger("processor.poller")
 # A batch's mails are all held until its commit, and the next batch is held too while it is
 # prepared (see _poll): two batches of at most this much raw mail.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+BATCHES_AHEAD = 2
 # A batch that collides with another worker's commit is rolled back and filed again; after
 # this many tries the colliding mails are filed one by one (and quarantined if they still fail).
 CONFLICT_RETRIES = 4
@@ -139,37 +141,36 @@ class Poller:
             return
         progress = on_backlog(len(new_uids)) if on_backlog else None
         batches = self._batches(connection, new_uids)
-        # One batch ahead: the next is fetched and handed to the preparing processes before
-        # this one is filed, so parsing and classifying it overlap with the filing.
-        current = self._fetch(connection, ctx, next(batches, None))
-        while current is not None:
-            if self.should_stop():
-                log.info("%s: stopping before the next batch as asked", mb.name)
-                current.prepared.cancel()
-                return
-            try:
-                ahead = self._fetch(connection, ctx, next(batches, None))
-            except BaseException:
-                current.prepared.cancel()  # not filed: the files its workers wrote go too
-                raise
-            try:
+        # Batches ahead: fetched and handed to the preparing processes before the one in
+        # hand is filed, so parsing and classifying them overlap with the filing, and the
+        # processes have work while this one commits, moves and fetches.
+        queued: collections.deque[Fetched] = collections.deque()
+        try:
+            while True:
+                while len(queued) <= BATCHES_AHEAD:
+                    sized = next(batches, None)
+                    if sized is None:
+                        break
+                    queued.append(self._fetch(connection, ctx, sized))
+                if not queued:
+                    return
+                if self.should_stop():
+                    log.info("%s: stopping before the next batch as asked", mb.name)
+                    return
+                current = queued.popleft()
                 outcomes = self._ingest(connection, ctx, current)
-            except BaseException:
-                if ahead is not None:
-                    ahead.prepared.cancel()
-                raise
-            for outcome in outcomes:
-                stats.count(outcome)
-            if progress:
-                progress(len(outcomes))
-            self.runtime.outbox_wake.set()
-            self._act_on_server(connection, outcomes)
-            failpoints.reach("after-move")
-            if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
-                if ahead is not None:
-                    ahead.prepared.cancel()
-                return
-            current = ahead
+                for outcome in outcomes:
+                    stats.count(outcome)
+                if progress:
+                    progress(len(outcomes))
+                self.runtime.outbox_wake.set()
+                self._act_on_server(connection, outcomes)
+                failpoints.reach("after-move")
+                if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
+                    return
+        finally:
+            for fetched in queued:  # not filed: the files their workers wrote go too
+                fetched.prepared.cancel()
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, connection: MailboxConnection,
