@@ -118,12 +118,24 @@ class ComposingElsewhere:
         self._sent.append((chunk, future))
 
     def finish(self, session: Session) -> None:
-        """Queue every acknowledgement requested so far, in order (DeferredRows calls this)."""
+        """Queue every acknowledgement requested so far, in order (DeferredRows calls this).
+
+        The batch waits for them, so what no worker has started yet is composed here rather
+        than waited for: the last chunks would otherwise wait behind the next batch's."""
         if self._waiting:
-            self._send()
+            self._sent.append((self._waiting, None))
+            self._waiting = []
         sent, self._sent = self._sent, []
+        # Composed here first, while the workers finish what they have started.
+        try:
+            here = {index: [compose(request, self.renderer, None) for request, _ in chunk]
+                    for index, (chunk, future) in enumerate(sent)
+                    if future is None or future.cancel()}
+        except BaseException:
+            self._sent = sent  # cancel() removes what the workers staged
+            raise
         for index, (chunk, future) in enumerate(sent):
-            results = self._results(chunk, future)
+            results = here[index] if index in here else self._results(chunk, future)
             for done, ((_, finish), result) in enumerate(zip(chunk, results, strict=True)):
                 try:
                     finish(result, self._stored(result))
