@@ -24,6 +24,7 @@ from processor.authresults import sender_authenticated
 from processor.blobstore import BlobStore
 from processor.compose import compose_case_mail, find_case_ref, make_message_id
 from processor.context import IngestContext
+from processor.db.deferred import deferring
 from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
 from processor.db.store import add_event, add_thread_claim, case_by_reference
 from processor.mail import ParsedMessage
@@ -481,26 +482,44 @@ def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: Em
     In-Reply-To/References lookups (a reply to it threads back to the case). `raw` is the
     serialised mail when the caller has it already (the outbox row), to serialise only once."""
     raw = raw if raw is not None else outgoing.as_bytes(policy=SMTP)
-    return record_outgoing_copy(session, case, outgoing_copy(outgoing), store.put(raw),
-                                len(raw), now)
+    copy = outgoing_copy(outgoing)
+    row = Message(case=case, **outgoing_values(case, copy, store.put(raw), len(raw), now))
+    session.add(row)
+    _claim_outgoing(session, case, copy, now)
+    return row
 
 
-def record_outgoing_copy(session: Session, case: Case, copy: OutgoingCopy, raw_sha256: str,
-                         size: int, now: datetime) -> Message:
-    """record_outgoing for a mail composed elsewhere, whose bytes the blob store has staged."""
-    row = Message(
-        case=case, dedup_key=f"out:{copy.message_id}"[:64], direction="out",
-        author_role="system", message_id=copy.message_id, in_reply_to=copy.in_reply_to,
-        references=copy.references, subject=copy.subject, from_address=copy.from_address,
-        from_name="", to_addresses=copy.to_addresses, cc_addresses=[], received_by=[],
-        sent_at=now, received_at=now, language=case.language, text=copy.text,
-        new_text=copy.text, size=size, raw_sha256=raw_sha256,
+def defer_outgoing(session: Session, case: Case, copy: OutgoingCopy, raw_sha256: str,
+                   size: int, now: datetime, outbox: dict[str, object]) -> None:
+    """Queue a mail composed elsewhere and record it on its case as rows written at the end
+    of the batch (processor.db.deferred); `outbox`: its outbox row's values (outbox_values).
+    Nothing in the batch reads them back: no answer to it can arrive before it is sent."""
+    deferred = deferring(session)
+    if deferred is None:
+        raise RuntimeError("an outgoing mail recorded later needs the batch's rows deferred")
+    deferred.add(OutboxMail.__table__, outbox, case_id=case)
+    deferred.add(Message.__table__, outgoing_values(case, copy, raw_sha256, size, now),
+                 case_id=case)
+    _claim_outgoing(session, case, copy, now)
+
+
+def outgoing_values(case: Case, copy: OutgoingCopy, raw_sha256: str, size: int,
+                    now: datetime) -> dict[str, object]:
+    return {
+        "dedup_key": f"out:{copy.message_id}"[:64], "direction": "out",
+        "author_role": "system", "message_id": copy.message_id,
+        "in_reply_to": copy.in_reply_to, "references": copy.references,
+        "subject": copy.subject, "from_address": copy.from_address, "from_name": "",
+        "to_addresses": copy.to_addresses, "cc_addresses": [], "received_by": [],
+        "sent_at": now, "received_at": now, "language": case.language, "text": copy.text,
+        "new_text": copy.text, "size": size, "raw_sha256": raw_sha256,
         # The columns a stored mail sets, all of them: rows with the same columns are
         # inserted together, and acknowledgements alternate with the mails they answer.
-        auto_submitted=False, defects=[])
-    session.add(row)
+        "auto_submitted": False, "defects": []}
+
+
+def _claim_outgoing(session: Session, case: Case, copy: OutgoingCopy, now: datetime) -> None:
     # Claimed at once, so replies to it filed by two workers at the same moment agree. The
     # Message-ID was just made by us (random), so no case can have claimed it before.
-    if row.message_id and len(row.message_id) <= MAX_MESSAGE_ID:
-        add_thread_claim(session, row.message_id, case, now)
-    return row
+    if copy.message_id and len(copy.message_id) <= MAX_MESSAGE_ID:
+        add_thread_claim(session, copy.message_id, case, now)

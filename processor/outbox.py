@@ -42,24 +42,23 @@ def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients
     """Add `message` to the outbox in the caller's transaction. `raw` is its serialised form
     if the caller has it; a message from processor.compose serialises to the bytes it was
     composed as, so it is never serialised twice either way."""
-    return queue_raw(session, raw if raw is not None else message.as_bytes(policy=SMTP),
-                     message_id=str(message["Message-ID"]), subject=str(message["Subject"] or ""),
-                     kind=kind, recipients=recipients, now=now, case=case, automatic=automatic,
-                     envelope_from=envelope_from)
-
-
-def queue_raw(session: Session, raw: bytes, *, message_id: str, subject: str, kind: str,
-              recipients: Sequence[str], now: datetime, case: Case | None = None,
-              automatic: bool = True, envelope_from: str = "") -> OutboxMail:
-    """queue_mail for a mail serialised elsewhere (processor.composing)."""
-    row = OutboxMail(
-        case=case, kind=kind, automatic=automatic, message_id=message_id,
-        envelope_from=envelope_from, recipient=recipients[0].lower(),
-        recipients=[r.lower() for r in recipients], subject=subject, raw=raw,
-        status="queued", attempts=0, next_attempt_at=now, created_at=now,
-    )
+    row = OutboxMail(case=case, **outbox_values(
+        raw if raw is not None else message.as_bytes(policy=SMTP),
+        message_id=str(message["Message-ID"]), subject=str(message["Subject"] or ""),
+        kind=kind, recipients=recipients, now=now, automatic=automatic,
+        envelope_from=envelope_from))
     session.add(row)
     return row
+
+
+def outbox_values(raw: bytes, *, message_id: str, subject: str, kind: str,
+                  recipients: Sequence[str], now: datetime, automatic: bool = True,
+                  envelope_from: str = "") -> dict[str, object]:
+    """An outbox row's columns but its case: as an ORM object or a deferred row."""
+    return {"kind": kind, "automatic": automatic, "message_id": message_id,
+            "envelope_from": envelope_from, "recipient": recipients[0].lower(),
+            "recipients": [r.lower() for r in recipients], "subject": subject, "raw": raw,
+            "status": "queued", "attempts": 0, "next_attempt_at": now, "created_at": now}
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings:

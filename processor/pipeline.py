@@ -51,7 +51,7 @@ from processor.errors import ComplaintsError, ConcurrentWrite
 from processor.imap import FetchedMail
 from processor.loopguard import robot_signals
 from processor.mail import ParsedMessage, parse_message
-from processor.outbox import queue_mail, queue_raw
+from processor.outbox import outbox_values, queue_mail
 from processor.prepare import MIN_PARALLEL_MAILS, Prepared, received_by
 from processor.threading import raised_priority
 
@@ -352,11 +352,11 @@ def _acknowledge_elsewhere(session: Session, ctx: IngestContext, case: Case, sto
             event.update(kind="ack-skipped", data={"reasons": list(plan.skip_reasons)})
             return
         assert raw_sha256 is not None
-        queue_raw(session, result.raw, message_id=request.message_id,
-                  subject=result.copy.subject, kind="ack", recipients=[request.recipient],
-                  now=now, case=case, envelope_from=ctx.settings.smtp.envelope_sender)
-        casework.record_outgoing_copy(session, case, result.copy, raw_sha256, len(result.raw),
-                                      now)
+        casework.defer_outgoing(session, case, result.copy, raw_sha256, len(result.raw), now,
+                                outbox_values(result.raw, message_id=request.message_id,
+                                              subject=result.copy.subject, kind="ack",
+                                              recipients=[request.recipient], now=now,
+                                              envelope_from=ctx.settings.smtp.envelope_sender))
 
     elsewhere.add(request, finish)
 

@@ -257,6 +257,7 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
     from processor.ack import loop_context
     from processor.classify import classify
     from processor.compose import compose_case_mail, make_message_id
+    from processor.db.deferred import write_deferred
     from processor.db.models import OutboxMail, Suppression
     from processor.db.store import add_event
     from processor.loopguard import robot_signals
@@ -270,6 +271,8 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
     ack = ctx.settings.ack
     sender = message.from_.address.lower() if message.from_ else ""
     robot = robot_signals(message, loop_context(ack, ctx.settings.monitored_addresses()))
+    # The batch's acknowledgements, composed beside it and queued at its end, count too.
+    write_deferred(session)
     window = 24
     replies = session.scalar(select(func.count()).select_from(OutboxMail).where(
         OutboxMail.case_id == case.id, OutboxMail.kind == KIND,

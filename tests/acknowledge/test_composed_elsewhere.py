@@ -120,7 +120,7 @@ def test_a_batch_that_fails_leaves_no_composed_files_and_no_double_mail(
     """The failure is injected (a mock): recording the first composed acknowledgement raises
     once, as a full disk or a refused row could at that exact step."""
     desk = _desk(tmp_path / "desk", sqlite_url, dovecot, smtp_delivering, 1)
-    real_record = casework.record_outgoing_copy
+    real_record = casework.defer_outgoing
     calls: list[int] = []
 
     def record(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ def test_a_batch_that_fails_leaves_no_composed_files_and_no_double_mail(
             raise OSError("injected failure while recording an acknowledgement")
         return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(casework, "record_outgoing_copy", record)
+    monkeypatch.setattr(casework, "defer_outgoing", record)
     try:
         desk.deliver(*make_mails(BATCH))
         desk.poll()
@@ -142,3 +142,39 @@ def test_a_batch_that_fails_leaves_no_composed_files_and_no_double_mail(
         assert not list(desk.runtime.store.root.rglob(".tmp-*"))
     finally:
         _close(desk)
+
+
+def test_acknowledgements_queued_at_the_end_of_a_batch_count_for_a_progress_reply_in_it(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+        smtp_delivering: SmtpSink) -> None:
+    """The global ceiling of automatic mail per minute counts the batch's acknowledgements,
+    although they are queued only when the batch's rows are written."""
+    ceiling = 5
+    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_delivering,
+                     processing={"batch_size": BATCH, "parse_processes": 1},
+                     global_per_minute=ceiling)
+    try:
+        asker = "asker@customer.example"
+        desk.deliver(_mail(asker, "Line keeps dropping", "<q1@customer.example>"))
+        desk.poll()
+        [ack] = desk.outbox()
+        desk.deliver(*make_mails(BATCH - 1), _mail(
+            asker, f"Re: {ack.subject}", "<q2@customer.example>", ack.message_id,
+            "Any progress on my complaint? What is the status?"))
+        desk.poll()
+        assert len(desk.outbox()) == ceiling  # the first ack, and four in the second batch
+        events = desk.events(desk.case_of(asker).reference)
+        skipped = [data for kind, data in events if kind == "progress-reply-skipped"]
+        assert skipped == [{"reasons": [f"global-rate-limit:{ceiling}-per-minute"]}]
+    finally:
+        _close(desk)
+
+
+def _mail(sender: str, subject: str, message_id: str, in_reply_to: str = "",
+          body: str = "The line drops every evening.") -> bytes:
+    threading = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n" \
+        if in_reply_to else ""
+    return (f"From: {sender}\r\nTo: complaints@example.com\r\nSubject: {subject}\r\n"
+            f"Message-ID: {message_id}\r\n{threading}Date: Sat, 28 Nov 2026 09:00:00 +0000\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            ).encode()
