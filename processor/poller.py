@@ -143,15 +143,17 @@ class Poller:
         batches = self._batches(connection, new_uids)
         # Batches ahead: fetched and handed to the preparing processes before the one in
         # hand is filed, so parsing and classifying them overlap with the filing, and the
-        # processes have work while this one commits, moves and fetches.
+        # processes have work while this one commits, moves and fetches. One always; a
+        # second while the two together hold no more than a batch may, so the memory held
+        # ahead is what one batch ahead held.
         queued: collections.deque[Fetched] = collections.deque()
+        sized = next(batches, None)
         try:
             while True:
-                while len(queued) <= BATCHES_AHEAD:
-                    sized = next(batches, None)
-                    if sized is None:
-                        break
+                while sized is not None and len(queued) <= BATCHES_AHEAD and (
+                        len(queued) < 2 or _bytes(*list(queued)[1:], sized) <= MAX_BATCH_BYTES):
                     queued.append(self._fetch(connection, ctx, sized))
+                    sized = next(batches, None)
                 if not queued:
                     return
                 if self.should_stop():
@@ -344,3 +346,9 @@ def _contiguous_cursor(batch: Sequence[int], handled: set[int]) -> int:
             break
         cursor = uid
     return cursor
+
+
+def _bytes(*batches: Fetched | tuple[list[int], dict[int, int]]) -> int:
+    """The raw bytes of fetched batches, or of a batch about to be fetched (UIDs, sizes)."""
+    return sum(sum(b.sizes.values()) if isinstance(b, Fetched) else sum(b[1].values())
+               for b in batches)

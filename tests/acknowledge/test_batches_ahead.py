@@ -1,0 +1,68 @@
+"""How many batches the poller fetches ahead of the one it files: two while they are small,
+one when two would hold more than a batch may (the memory held ahead stays one batch's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from processor import poller
+from processor.poller import BATCHES_AHEAD, Poller
+from tests.acknowledge.conftest import make_desk
+from tests.mailgen import make_mails
+from tests.servers import DovecotServer, SmtpSink
+
+BATCH = 10
+
+
+def _fetched_before_each_filing(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+                                smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp,
+                     processing={"batch_size": BATCH, "parse_processes": 0})
+    desk.deliver(*make_mails(5 * BATCH))
+    fetched: list[int] = []
+    seen: list[int] = []
+    real_fetch, real_ingest = Poller._fetch, Poller._ingest
+
+    def fetch(self, connection, ctx, sized):  # type: ignore[no-untyped-def]
+        if sized is not None:
+            fetched.append(len(sized[0]))
+        return real_fetch(self, connection, ctx, sized)
+
+    def ingest(self, connection, ctx, batch):  # type: ignore[no-untyped-def]
+        seen.append(len(fetched))
+        return real_ingest(self, connection, ctx, batch)
+
+    monkeypatch.setattr(Poller, "_fetch", fetch)
+    monkeypatch.setattr(Poller, "_ingest", ingest)
+    try:
+        desk.poll()
+        assert sum(fetched) == 5 * BATCH and desk.desk_account.count("INBOX") == 0
+        return seen
+    finally:
+        desk.runtime.engine.dispose()
+        desk.deployment.close()
+
+
+def test_two_small_batches_are_fetched_ahead(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
+                                       monkeypatch)
+    assert BATCHES_AHEAD == 2
+    assert seen == [3, 4, 5, 5, 5]  # batches fetched when each is filed
+
+
+def test_one_batch_ahead_when_two_would_hold_more_than_a_batch(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = [len(raw) for raw in make_mails(5 * BATCH)]
+    # Room for any batch of BATCH mails, never for two.
+    monkeypatch.setattr(poller, "MAX_BATCH_BYTES", max(
+        sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)) + 1)
+    assert 2 * min(sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)) > \
+        poller.MAX_BATCH_BYTES
+    seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
+                                       monkeypatch)
+    assert seen == [2, 3, 4, 5, 5]
