@@ -40,8 +40,9 @@ log = logging.getLogger("processor.poller")
 
 # A batch's mails are all held until its commit, and the next batch is held too while it is
 # prepared (see _poll): two batches of at most this much raw mail.
-MAX_BATCH_BYTES = 8 * 1024 * 1024
+MAX_BATCH_BYTES = 6 * 1024 * 1024
 BATCHES_AHEAD = 2
+MAX_UNFILED_BYTES = 2 * MAX_BATCH_BYTES
 # A batch that collides with another worker's commit is rolled back and filed again; after
 # this many tries the colliding mails are filed one by one (and quarantined if they still fail).
 CONFLICT_RETRIES = 4
@@ -143,15 +144,15 @@ class Poller:
         batches = self._batches(connection, new_uids)
         # Batches ahead: fetched and handed to the preparing processes before the one in
         # hand is filed, so parsing and classifying them overlap with the filing, and the
-        # processes have work while this one commits, moves and fetches. One always; a
-        # second while the two together hold no more than a batch may, so the memory held
-        # ahead is what one batch ahead held.
+        # processes have work while this one commits, moves and fetches: as many as fit,
+        # with the next to file, in MAX_UNFILED_BYTES, so a stretch of large mails does not
+        # hold several full batches at once.
         queued: collections.deque[Fetched] = collections.deque()
         sized = next(batches, None)
         try:
             while True:
                 while sized is not None and len(queued) <= BATCHES_AHEAD and (
-                        len(queued) < 2 or _bytes(*list(queued)[1:], sized) <= MAX_BATCH_BYTES):
+                        not queued or _bytes(*queued, sized) <= MAX_UNFILED_BYTES):
                     queued.append(self._fetch(connection, ctx, sized))
                     sized = next(batches, None)
                 if not queued:

@@ -1,5 +1,5 @@
 """How many batches the poller fetches ahead of the one it files: two while they are small,
-one when two would hold more than a batch may (the memory held ahead stays one batch's)."""
+fewer when the batches not yet filed would hold more than MAX_UNFILED_BYTES."""
 
 from __future__ import annotations
 
@@ -54,15 +54,16 @@ def test_two_small_batches_are_fetched_ahead(
     assert seen == [3, 4, 5, 5, 5]  # batches fetched when each is filed
 
 
-def test_one_batch_ahead_when_two_would_hold_more_than_a_batch(
+def test_fewer_ahead_when_they_would_hold_too_much(
         tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
         monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = [len(raw) for raw in make_mails(5 * BATCH)]
-    # Room for any batch of BATCH mails, never for two.
-    monkeypatch.setattr(poller, "MAX_BATCH_BYTES", max(
-        sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)) + 1)
-    assert 2 * min(sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)) > \
-        poller.MAX_BATCH_BYTES
+    batches = [sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)]
+    # Room for any two batches not yet filed, never for three.
+    bound = max(a + b for a, b in zip(batches, batches[1:], strict=False))
+    assert min(a + b + c for a, b, c in zip(batches, batches[1:], batches[2:],
+                                             strict=False)) > bound
+    monkeypatch.setattr(poller, "MAX_UNFILED_BYTES", bound)
     seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
                                        monkeypatch)
     assert seen == [2, 3, 4, 5, 5]
