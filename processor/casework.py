@@ -26,7 +26,13 @@ from processor.compose import compose_case_mail, find_case_ref, make_message_id
 from processor.context import IngestContext
 from processor.db.deferred import deferring
 from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
-from processor.db.store import add_event, add_thread_claim, case_by_reference
+from processor.db.store import (
+    MESSAGES,
+    OUTBOX,
+    add_event,
+    add_thread_claim,
+    case_by_reference,
+)
 from processor.mail import ParsedMessage
 from processor.mailcommands import CommandParse, parse_commands
 from processor.outbox import queue_mail
@@ -497,8 +503,8 @@ def defer_outgoing(session: Session, case: Case, copy: OutgoingCopy, raw_sha256:
     deferred = deferring(session)
     if deferred is None:
         raise RuntimeError("an outgoing mail recorded later needs the batch's rows deferred")
-    deferred.add(OutboxMail.__table__, outbox, case_id=case)
-    deferred.add(Message.__table__, outgoing_values(case, copy, raw_sha256, size, now),
+    deferred.add(OUTBOX, outbox, case_id=case)
+    deferred.add(MESSAGES, outgoing_values(case, copy, raw_sha256, size, now),
                  case_id=case)
     _claim_outgoing(session, case, copy, now)
 

@@ -200,10 +200,8 @@ class Poller:
                 yield batch, {uid: sizes[uid] for uid in batch}
 
     def _fetch(self, connection: MailboxConnection, ctx: IngestContext,
-               sized: tuple[list[int], dict[int, int]] | None) -> Fetched | None:
-        """Fetch a batch and start preparing it (processor.prepare); None for no batch."""
-        if sized is None:
-            return None
+               sized: tuple[list[int], dict[int, int]]) -> Fetched:
+        """Fetch a batch and start preparing it (processor.prepare)."""
         batch, sizes = sized
         size_limit = self.settings.processing.max_message_bytes
         oversized = [uid for uid in batch if sizes.get(uid, 0) > size_limit]

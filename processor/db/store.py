@@ -16,6 +16,7 @@ from processor.db.models import (
     MailboxState,
     Message,
     MessageCopy,
+    OutboxMail,
     Quarantine,
     ThreadClaim,
 )
@@ -159,8 +160,9 @@ def add_copy(session: Session, *, mailbox: str, folder: str, uidvalidity: int, u
         session.add(MessageCopy(**values, message=message, quarantine=quarantine))
 
 
-EVENTS, THREAD_CLAIMS, MESSAGE_COPIES = (
-    cast(Table, model.__table__) for model in (Event, ThreadClaim, MessageCopy))
+EVENTS, THREAD_CLAIMS, MESSAGE_COPIES, MESSAGES, OUTBOX = (
+    cast(Table, model.__table__) for model in (Event, ThreadClaim, MessageCopy, Message,
+                                               OutboxMail))
 
 
 def case_by_reference(session: Session, reference: str) -> Case | None:
