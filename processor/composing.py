@@ -31,7 +31,7 @@ from processor.blobstore import BlobStore, StagedFile
 from processor.casework import OutgoingCopy, outgoing_copy
 from processor.db.deferred import deferring
 from processor.errors import ComplaintsError
-from processor.prepare import Preparer, remove_staged
+from processor.prepare import Preparer, remove_staged, worker_store
 from processor.render import TemplateRenderer
 
 log = logging.getLogger("processor.composing")
@@ -81,18 +81,13 @@ def _compose_chunk(requests: Sequence[AckRequest], directories: tuple[str, ...],
                    default_language: str, store_root: str) -> list[Result]:
     """In a worker process."""
     renderer = _renderer(directories, default_language)
-    store = _store(store_root)
+    store = worker_store(store_root)
     return [compose(request, renderer, store) for request in requests]
 
 
 @functools.cache
 def _renderer(directories: tuple[str, ...], default_language: str) -> TemplateRenderer:
     return TemplateRenderer([Path(d) for d in directories], default_language)
-
-
-@functools.cache
-def _store(root: str) -> BlobStore:
-    return BlobStore(Path(root))
 
 
 class ComposingElsewhere:

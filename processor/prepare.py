@@ -107,7 +107,7 @@ Outcome = tuple[ParsedMessage | BaseException, str | None, Classification | None
 
 def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None,
                    recipients: Recipients, store_root: str | None) -> list[Outcome]:
-    store = _store(store_root) if store_root else None
+    store = worker_store(store_root) if store_root else None
     outcomes = []
     for raw in raws:
         message, key, classification = prepare_one(raw, limits, rules, recipients)
@@ -117,7 +117,8 @@ def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None
 
 
 @functools.cache
-def _store(root: str) -> BlobStore:
+def worker_store(root: str) -> BlobStore:
+    """In a worker process: the blob store at `root`, opened once."""
     return BlobStore(Path(root))
 
 
