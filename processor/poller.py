@@ -38,8 +38,9 @@ from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
 
-# A batch's mails are all held until its commit, and the next batch is held too while it is
-# prepared (see _poll): two batches of at most this much raw mail.
+# A batch's mails are all held until its commit, and the batches fetched ahead of it while
+# they are prepared (see _poll): at most BATCHES_AHEAD of them, and only while the batches not
+# yet filed hold at most MAX_UNFILED_BYTES (one batch ahead always).
 MAX_BATCH_BYTES = 6 * 1024 * 1024
 BATCHES_AHEAD = 2
 MAX_UNFILED_BYTES = 2 * MAX_BATCH_BYTES
@@ -152,7 +153,8 @@ class Poller:
         try:
             while True:
                 while sized is not None and len(queued) <= BATCHES_AHEAD and (
-                        not queued or _bytes(*queued, sized) <= MAX_UNFILED_BYTES):
+                        not queued or self._held(*(f.sizes for f in queued), sized[1])
+                        <= MAX_UNFILED_BYTES):
                     queued.append(self._fetch(connection, ctx, sized))
                     sized = next(batches, None)
                 if not queued:
@@ -198,6 +200,12 @@ class Poller:
                 batch_bytes += size
             if batch:
                 yield batch, {uid: sizes[uid] for uid in batch}
+
+    def _held(self, *sizes: dict[int, int]) -> int:
+        """The raw bytes batches with these sizes hold once fetched (a mail over the size
+        limit is never fetched)."""
+        limit = self.settings.processing.max_message_bytes
+        return sum(size for batch in sizes for size in batch.values() if size <= limit)
 
     def _fetch(self, connection: MailboxConnection, ctx: IngestContext,
                sized: tuple[list[int], dict[int, int]]) -> Fetched:
@@ -346,8 +354,3 @@ def _contiguous_cursor(batch: Sequence[int], handled: set[int]) -> int:
         cursor = uid
     return cursor
 
-
-def _bytes(*batches: Fetched | tuple[list[int], dict[int, int]]) -> int:
-    """The raw bytes of fetched batches, or of a batch about to be fetched (UIDs, sizes)."""
-    return sum(sum(b.sizes.values()) if isinstance(b, Fetched) else sum(b[1].values())
-               for b in batches)
