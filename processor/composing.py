@@ -130,7 +130,11 @@ class ComposingElsewhere:
             self._sent = sent  # cancel() removes what the workers staged
             raise
         for index, (chunk, future) in enumerate(sent):
-            results = here[index] if index in here else self._results(chunk, future)
+            try:
+                results = here[index] if index in here else self._results(chunk, future)
+            except BaseException:  # interrupted while waiting: cancel() removes their files
+                self._sent = sent[index:]
+                raise
             for done, ((_, finish), result) in enumerate(zip(chunk, results, strict=True)):
                 try:
                     finish(result, self._stored(result))
