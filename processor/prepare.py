@@ -31,6 +31,7 @@ from typing import Any
 from processor.blobstore import BlobStore, StagedFile
 from processor.classify import Classification, RuleSet, classify
 from processor.dedup import dedup_key
+from processor.heap import return_large_blocks
 from processor.imap import FetchedMail
 from processor.mail import Attachment, ParsedMessage, parse_message
 from processor.mail.limits import ParseLimits
@@ -153,7 +154,10 @@ def remove_staged(staged: Sequence[StagedFile]) -> None:
 def _die_with_parent(main_pid: int) -> None:
     """In a worker process: exit when the service that started it is gone, even killed by
     SIGKILL. Otherwise the worker would wait for work forever, holding the service's log
-    pipes open (and, through multiprocessing's forkserver, the forkserver itself)."""
+    pipes open (and, through multiprocessing's forkserver, the forkserver itself).
+
+    Like the service, it returns the space of large mails once it is done with them."""
+    return_large_blocks()
     def watch() -> None:
         while _alive(main_pid):
             time.sleep(1.0)

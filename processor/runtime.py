@@ -18,6 +18,7 @@ from processor.config import MailboxSettings, Settings
 from processor.context import IngestContext
 from processor.db import check_schema_current, open_database
 from processor.errors import ConfigError
+from processor.heap import return_large_blocks
 from processor.prepare import Preparer
 from processor.render import TemplateRenderer
 from processor.threading import load_appeal_phrases
@@ -66,6 +67,8 @@ def open_runtime(settings: Settings, *, with_rules: bool = False,
     (a frozen host) is ended by the server within the takeover time: the worker that takes its
     folder over must not wait on its locks for longer than that."""
     stall = max(10.0, settings.workers.takeover_seconds) if worker else None
+    if worker:  # it files mail for hours: big mails must not leave their space in the heap
+        return_large_blocks()
     engine = open_database(settings.database.url, echo=settings.database.echo,
                            idle_in_transaction_seconds=stall)
     if require_current_schema:
