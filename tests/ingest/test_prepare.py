@@ -114,7 +114,7 @@ def test_files_written_by_the_workers_are_adopted_or_removed(
         store.put(mail.raw)
     store.put_stream(big.attachments[0].chunks(), big.attachments[0].sha256,
                      big.attachments[0].size)
-    assert sorted(store._pending.values()) == sorted(staged)
+    assert sorted(store._pending.values()) == sorted(map(str, staged))
     store.sync()
     assert not list((tmp_path / "blobs").rglob(".tmp-*"))
     assert all(store.get(hashlib.sha256(m.raw).hexdigest()) == m.raw for m in batch)
