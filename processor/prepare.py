@@ -151,13 +151,17 @@ def remove_staged(staged: Sequence[StagedFile]) -> None:
         Path(item.path).unlink(missing_ok=True)
 
 
+def _worker_started(main_pid: int) -> None:
+    """A worker process's initializer. Like the service, it gives the space of large mails
+    back once it is done with them."""
+    return_large_blocks()
+    _die_with_parent(main_pid)
+
+
 def _die_with_parent(main_pid: int) -> None:
     """In a worker process: exit when the service that started it is gone, even killed by
     SIGKILL. Otherwise the worker would wait for work forever, holding the service's log
-    pipes open (and, through multiprocessing's forkserver, the forkserver itself).
-
-    Like the service, it returns the space of large mails once it is done with them."""
-    return_large_blocks()
+    pipes open (and, through multiprocessing's forkserver, the forkserver itself)."""
     def watch() -> None:
         while _alive(main_pid):
             time.sleep(1.0)
@@ -401,7 +405,7 @@ class Preparer:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["processor.prepare"])
             executor = ProcessPoolExecutor(self.processes, mp_context=context,
-                                           initializer=_die_with_parent,
+                                           initializer=_worker_started,
                                            initargs=(os.getpid(),))
             # One chunk running in each process and one waiting: nothing urgent waits long.
             self._pool_of = _Dispatcher(executor, 2 * self.processes)
