@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,19 +51,39 @@ print(growth_after_large_mails())
 """
 
 
-def _growth(mode: str) -> int:
-    done = subprocess.run([sys.executable, "-c", _IN_A_NEW_PROCESS, mode], capture_output=True,
+_IN_THE_SERVICE = """
+import sys
+from processor.config import load_settings
+from processor.runtime import open_runtime
+from tests.ingest.test_heap import growth_after_large_mails
+settings = load_settings(sys.argv[1])
+open_runtime(settings, require_current_schema=False, worker=sys.argv[2] == "worker")
+print(growth_after_large_mails())
+"""
+
+
+def _growth(script: str, *args: str) -> int:
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
                           text=True, check=True, timeout=60)
     return int(done.stdout.strip())
 
 
 def test_freed_large_blocks_leave_the_resident_set() -> None:
-    assert _growth("fixed") < 8 << 20
+    assert _growth(_IN_A_NEW_PROCESS, "fixed") < 8 << 20
 
 
 def test_without_it_the_heap_keeps_them() -> None:
     # The premise of processor.heap: on this libc the default keeps the freed megabytes.
-    assert _growth("default") > 32 << 20
+    assert _growth(_IN_A_NEW_PROCESS, "default") > 32 << 20
+
+
+def test_a_process_that_polls_gives_them_back(tmp_path: Path) -> None:
+    config = tmp_path / "complaints.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.sqlite3"}"\n'
+                      f'[storage]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    assert _growth(_IN_THE_SERVICE, str(config), "worker") < 8 << 20
+    # A command that only reads the store (`cases`, `digest`) leaves malloc as it is.
+    assert _growth(_IN_THE_SERVICE, str(config), "reader") > 32 << 20
 
 
 def test_the_preparing_processes_give_them_back_too() -> None:
