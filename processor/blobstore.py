@@ -19,9 +19,13 @@ import hashlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+# A batch's temporary files live seconds to minutes; one a day old was left by a dead process.
+LEFTOVER_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,28 @@ class BlobStore:
         for tmp in self._pending.values():
             _unlink(tmp)
         self._pending.clear()
+
+    def sweep_leftovers(self, older_than_seconds: float = LEFTOVER_SECONDS) -> int:
+        """Remove temporary files older than `older_than_seconds`: what a process killed in
+        the middle of a batch left behind. Their mail was never committed, so it is still on
+        the server and is fetched again. Only old files go, because another worker (on
+        another host, over a shared directory) may be writing fresh ones. Returns how many."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        directories = [self.root]
+        while directories:  # the shard directories, and the older layout's second level
+            try:
+                entries = list(os.scandir(directories.pop()))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    directories.append(entry.path)
+                elif entry.name.startswith(".tmp-") and \
+                        entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    _unlink(entry.path)
+                    removed += 1
+        return removed
 
 
 def _unlink(path: str) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from processor.blobstore import BlobStore
 from processor.config import MailboxSettings
 from processor.coordination import Coordinator, HeldLease
 from processor.errors import ComplaintsError, LeaseLost, MailboxUnavailable
@@ -228,6 +229,9 @@ def run_service(runtime: Runtime, stop: threading.Event) -> None:
         workers.append(Ticker(runtime, stop))
         for worker in workers:
             worker.start()
+        # Beside the workers: on a large store the walk takes a while, and nothing waits for it.
+        threading.Thread(target=_sweep_leftovers, args=(runtime.store,), name="blob-sweep",
+                         daemon=True).start()
         log.info("worker %s watching %d mailbox(es): %s", coordinator.name,
                  len(runtime.settings.mailboxes),
                  ", ".join(m.name for m in runtime.settings.mailboxes))
@@ -239,3 +243,15 @@ def run_service(runtime: Runtime, stop: threading.Event) -> None:
     finally:
         coordinator.stop()
     log.info("stopped cleanly")
+
+
+def _sweep_leftovers(store: BlobStore) -> None:
+    """The temporary files a process killed mid-batch left in the blob store go at start."""
+    try:
+        removed = store.sweep_leftovers()
+    except OSError as exc:
+        log.warning("could not sweep leftover temporary files from the blob store: %s", exc)
+        return
+    if removed:
+        log.info("removed %d leftover temporary file(s) from the blob store (a process was "
+                 "stopped in the middle of a batch; its mail is fetched again)", removed)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,28 @@ def test_new_files_are_flat_and_a_two_level_store_is_still_read(tmp_path: Path) 
     store.sync()
     assert store.path_for(new) == older / new[:2] / new
     assert not (older / kept[:2] / kept).exists() and not (older / "layout-flat").exists()
+
+
+def test_leftovers_of_a_dead_process_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    kept = store.put(b"committed evidence")
+    store.sync()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(store.path_for(kept), (two_days_ago, two_days_ago))  # old, but in place
+    leftovers = [tmp_path / "ab" / ".tmp-4242-1-0", tmp_path / "ab" / "cd" / ".tmp-4242-1-1"]
+    for leftover in leftovers:  # the flat layout, and the older two-level one
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"half a mail")
+        os.utime(leftover, (two_days_ago, two_days_ago))
+    another_worker = tmp_path / "ab" / ".tmp-5151-1-0"  # being written right now
+    another_worker.write_bytes(b"a mail")
+    staged = store.put(b"this batch, not yet synced")
+
+    assert store.sweep_leftovers() == 2
+
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert another_worker.exists()
+    assert store.get(kept) == b"committed evidence"
+    store.sync()
+    assert store.get(staged) == b"this batch, not yet synced"
+    assert BlobStore(tmp_path / "never-written").sweep_leftovers() == 0

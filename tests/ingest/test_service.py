@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -30,11 +31,18 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(
     deployment: Deployment, imap_account: ImapAccount
 ) -> None:
+    # Left two days ago by a process killed in the middle of a batch: swept at start.
+    leftover = deployment.root / "data" / "blobs" / "ab" / ".tmp-4242-1-0"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a mail")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(leftover, (two_days_ago, two_days_ago))
     proc = deployment.popen(["run"], imap_account.password)
     try:
         wait_until(
             lambda: deployment.scalar("SELECT count(*) FROM poll_runs") or 0, what="the first poll"
         )
+        wait_until(lambda: not leftover.exists(), timeout=30, what="the leftover swept")
         imap_account.append("INBOX", make_mails(1))
         wait_until(
             lambda: deployment.scalar("SELECT count(*) FROM cases") == 1,
@@ -45,6 +53,7 @@ def test_run_wakes_on_new_mail_with_idle_and_stops_on_sigterm(
         code, stderr = _stop(proc)
     assert code == 0, stderr
     assert "stopped cleanly" in stderr
+    assert "removed 1 leftover temporary file(s)" in stderr
     assert imap_account.count("Processed") == 1
 
 
