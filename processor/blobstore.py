@@ -212,7 +212,7 @@ class BlobStore:
         another host, over a shared directory) may be writing fresh ones. Returns how many."""
         cutoff = time.time() - older_than_seconds
         removed = 0
-        directories = [self.root]
+        directories = [str(self.root)]
         while directories:  # the shard directories, and the older layout's second level
             try:
                 entries = list(os.scandir(directories.pop()))
