@@ -74,21 +74,6 @@ class AckRequest:
         return self.to.address.lower()
 
 
-def plan_acknowledgement(*, message: ParsedMessage, case_ref: str, from_address: str,
-                         classification: Classification | None, rules: RuleSet | None,
-                         settings: AckSettings, renderer: TemplateRenderer, loop: LoopContext,
-                         counts: AckCounts, now: datetime,
-                         robot_reasons: tuple[str, ...] | None = None) -> AckPlan:
-    """`robot_reasons`: the loop guard's verdict when the caller has it already."""
-    decided = request_acknowledgement(
-        message=message, case_ref=case_ref, from_address=from_address,
-        classification=classification, rules=rules, settings=settings, renderer=renderer,
-        loop=loop, counts=counts, now=now, robot_reasons=robot_reasons)
-    if isinstance(decided, AckPlan):
-        return decided
-    return AckPlan(compose_requested(decided, renderer), decided.recipient, ())
-
-
 def request_acknowledgement(*, message: ParsedMessage, case_ref: str, from_address: str,
                             classification: Classification | None, rules: RuleSet | None,
                             settings: AckSettings, renderer: TemplateRenderer,
@@ -129,6 +114,14 @@ def request_acknowledgement(*, message: ParsedMessage, case_ref: str, from_addre
         message_id=make_message_id(settings.message_id_domain, settings.installation_id),
         loop_header_name=settings.loop_header, loop_header_value=settings.installation_id,
         date=now, max_subject_chars=settings.max_subject_chars)
+
+
+def composed_here(decided: AckRequest | AckPlan, renderer: TemplateRenderer) -> AckPlan:
+    """request_acknowledgement's decision as a plan, the acknowledgement composed in this
+    process. Raises ComplaintsError when it cannot be composed safely."""
+    if isinstance(decided, AckPlan):
+        return decided
+    return AckPlan(compose_requested(decided, renderer), decided.recipient, ())
 
 
 def compose_requested(request: AckRequest, renderer: TemplateRenderer) -> ComposedMessage:

@@ -25,7 +25,7 @@ from processor import casework, failpoints
 from processor.ack import (
     AckPlan,
     AckRequest,
-    compose_requested,
+    composed_here,
     loop_context,
     request_acknowledgement,
 )
@@ -313,8 +313,7 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
         if isinstance(decided, AckRequest) and elsewhere is not None:
             _acknowledge_elsewhere(session, ctx, case, stored, decided, ledger, now, elsewhere)
             return
-        plan = decided if isinstance(decided, AckPlan) else AckPlan(
-            compose_requested(decided, ctx.renderer), decided.recipient, ())
+        plan = composed_here(decided, ctx.renderer)
     except ComplaintsError as exc:
         plan = _not_composed(case, exc.__class__.__name__, str(exc))
     if plan.message is None or plan.recipient is None:
