@@ -353,4 +353,3 @@ def _contiguous_cursor(batch: Sequence[int], handled: set[int]) -> int:
             break
         cursor = uid
     return cursor
-
