@@ -63,6 +63,19 @@ class FetchedMail:
     internal_date: datetime | None
 
 
+def _without_imaplib_trace(client: imapclient.IMAPClient) -> None:
+    """Turn down the trace imapclient asks of imaplib: its debug level 5, sent to the logger
+    "imapclient.imaplib" at DEBUG. Printed or not, imaplib builds every message of it first,
+    among them the repr() of each response with the mail it fetched, and of a whole FETCH
+    response again when it is collected: two thirds of the time spent fetching. At -vv that
+    also wrote the mail itself to the log, which nothing else here does. Level 4 keeps, for
+    -vv only, the commands and the response lines without the mail they carry."""
+    imap = getattr(client, "_imap", None)  # imapclient's imaplib connection
+    if imap is not None:
+        imap.debug = 4 if logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG) \
+            else 0
+
+
 def _translate(exc: BaseException, action: str) -> Exception:
     if isinstance(exc, IMAPClientAbortError | OSError | EOFError | ssl.SSLError):
         return MailboxUnavailable(f"{action}: connection lost ({exc.__class__.__name__}: {exc})")
@@ -86,6 +99,7 @@ class MailboxConnection:
                 s.host, port=s.port, ssl=s.tls == "implicit", ssl_context=context,
                 timeout=CONNECT_TIMEOUT_SECONDS,
             )
+            _without_imaplib_trace(client)
             if s.tls == "starttls":
                 client.starttls(context)
             client.login(s.user, s.password())
