@@ -191,19 +191,14 @@ def _case_by_message_ids(session: Session, ids: list[str], cache: dict[str, Case
     if not ids:
         return None
     ids = ids[-50:]  # a References header can be long; the newest ones decide
-    # Without flushing the batch: every mail it has filed on a case so far has its Message-ID
-    # in the batch's ThreadClaims, which the caller asked first, and nothing it queued has
-    # been sent, so nothing can answer it yet. An autoflush here, once per reply naming only
-    # mail we never stored, made a batch flush hundreds of times instead of once.
-    with session.no_autoflush:
-        case_id = session.scalar(select(Message.case_id).where(
-            Message.message_id.in_(ids), Message.case_id.is_not(None))
-            .order_by(Message.id.desc()).limit(1))
-        if case_id is None:
-            case_id = session.scalar(select(OutboxMail.case_id).where(
-                OutboxMail.message_id.in_(ids), OutboxMail.case_id.is_not(None))
-                .order_by(OutboxMail.id.desc()).limit(1))
-        case = session.get(Case, case_id) if case_id is not None else None
+    case_id = session.scalar(select(Message.case_id).where(
+        Message.message_id.in_(ids), Message.case_id.is_not(None))
+        .order_by(Message.id.desc()).limit(1))
+    if case_id is None:
+        case_id = session.scalar(select(OutboxMail.case_id).where(
+            OutboxMail.message_id.in_(ids), OutboxMail.case_id.is_not(None))
+            .order_by(OutboxMail.id.desc()).limit(1))
+    case = session.get(Case, case_id) if case_id is not None else None
     if case is not None:
         cache[case.reference] = case
     return case
