@@ -41,9 +41,12 @@ log = logging.getLogger("processor.poller")
 # A batch's mails are all held until its commit, and the batches fetched ahead of it while
 # they are prepared (see _poll): at most BATCHES_AHEAD of them, and only while the batches not
 # yet filed hold at most MAX_UNFILED_BYTES (one batch ahead always).
+# Four ahead, not two: the preparing processes then have work in hand whatever the batch being
+# filed costs them (composing its acknowledgements), and the filing waits for them less; 8%
+# faster on the benchmark, for at most 12 MB more mail held (benchmarks/RESULTS.md).
 MAX_BATCH_BYTES = 6 * 1024 * 1024
-BATCHES_AHEAD = 2
-MAX_UNFILED_BYTES = 2 * MAX_BATCH_BYTES
+BATCHES_AHEAD = 4
+MAX_UNFILED_BYTES = 4 * MAX_BATCH_BYTES
 # A batch that collides with another worker's commit is rolled back and filed again; after
 # this many tries the colliding mails are filed one by one (and quarantined if they still fail).
 CONFLICT_RETRIES = 4

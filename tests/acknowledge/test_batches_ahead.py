@@ -1,4 +1,4 @@
-"""How many batches the poller fetches ahead of the one it files: two while they are small,
+"""How many batches the poller fetches ahead of the one it files: four while they are small,
 fewer when the batches not yet filed would hold more than MAX_UNFILED_BYTES."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from tests.mailgen import make_mails
 from tests.servers import DovecotServer, SmtpSink
 
 BATCH = 10
+BATCHES = 8
 
 
 def _fetched_before_each_filing(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
                                 smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     desk = make_desk(tmp_path, sqlite_url, dovecot, smtp,
                      processing={"batch_size": BATCH, "parse_processes": 0})
-    desk.deliver(*make_mails(5 * BATCH))
+    desk.deliver(*make_mails(BATCHES * BATCH))
     fetched: list[int] = []
     seen: list[int] = []
     real_fetch, real_ingest = Poller._fetch, Poller._ingest
@@ -38,7 +39,7 @@ def _fetched_before_each_filing(tmp_path: Path, sqlite_url: str, dovecot: Doveco
     monkeypatch.setattr(Poller, "_ingest", ingest)
     try:
         desk.poll()
-        assert sum(fetched) == 5 * BATCH and desk.desk_account.count("INBOX") == 0
+        assert sum(fetched) == BATCHES * BATCH and desk.desk_account.count("INBOX") == 0
         return seen
     finally:
         desk.runtime.engine.dispose()
@@ -50,14 +51,14 @@ def test_two_small_batches_are_fetched_ahead(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
                                        monkeypatch)
-    assert BATCHES_AHEAD == 2
-    assert seen == [3, 4, 5, 5, 5]  # batches fetched when each is filed
+    assert BATCHES_AHEAD == 4
+    assert seen == [5, 6, 7, 8, 8, 8, 8, 8]  # batches fetched when each is filed
 
 
 def test_fewer_ahead_when_they_would_hold_too_much(
         tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes = [len(raw) for raw in make_mails(5 * BATCH)]
+    sizes = [len(raw) for raw in make_mails(BATCHES * BATCH)]
     batches = [sum(sizes[i:i + BATCH]) for i in range(0, len(sizes), BATCH)]
     # Room for any two batches not yet filed, never for three.
     bound = max(a + b for a, b in zip(batches, batches[1:], strict=False))
@@ -66,4 +67,4 @@ def test_fewer_ahead_when_they_would_hold_too_much(
     monkeypatch.setattr(poller, "MAX_UNFILED_BYTES", bound)
     seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
                                        monkeypatch)
-    assert seen == [2, 3, 4, 5, 5]
+    assert seen == [2, 3, 4, 5, 6, 7, 8, 8]
