@@ -221,11 +221,19 @@ class BlobStore:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     directories.append(entry.path)
-                elif entry.name.startswith(".tmp-") and \
-                        entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                elif entry.name.startswith(".tmp-") and _older_than(entry, cutoff):
                     _unlink(entry.path)
                     removed += 1
         return removed
+
+
+def _older_than(entry: os.DirEntry[str], cutoff: float) -> bool:
+    # Gone since the directory was listed: renamed into place by a batch being filed right
+    # now, or swept by another worker starting at the same moment. Neither is a leftover.
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 def _unlink(path: str) -> None:

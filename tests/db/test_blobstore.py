@@ -112,3 +112,32 @@ def test_leftovers_of_a_dead_process_are_swept_and_nothing_else(tmp_path: Path) 
     store.sync()
     assert store.get(staged) == b"this batch, not yet synced"
     assert BlobStore(tmp_path / "never-written").sweep_leftovers() == 0
+
+
+def test_a_temporary_file_gone_while_sweeping_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh temporary file renamed into place by a batch being filed, between the sweep's
+    listing of its directory and its look at the file, must not stop the sweep. The race is
+    injected (the listing is wrapped so the file goes right after it); the files are real."""
+    store = BlobStore(tmp_path)
+    two_days_ago = time.time() - 2 * 24 * 3600
+    shard = tmp_path / "ab"
+    shard.mkdir()
+    renamed = shard / ".tmp-5151-1-0"
+    renamed.write_bytes(b"a mail being filed")
+    leftover = shard / ".tmp-4242-1-0"
+    leftover.write_bytes(b"half a mail")
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    real_scandir = os.scandir
+
+    def listing_then_rename(path):  # type: ignore[no-untyped-def]
+        entries = list(real_scandir(path))
+        if Path(path) == shard and renamed.exists():
+            assert renamed.name in [e.name for e in entries]
+            os.replace(renamed, shard / ("ab" + "0" * 62))
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", listing_then_rename)
+    assert store.sweep_leftovers() == 1
+    assert not leftover.exists()
+    assert (shard / ("ab" + "0" * 62)).read_bytes() == b"a mail being filed"
