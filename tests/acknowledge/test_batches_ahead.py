@@ -46,7 +46,7 @@ def _fetched_before_each_filing(tmp_path: Path, sqlite_url: str, dovecot: Doveco
         desk.deployment.close()
 
 
-def test_two_small_batches_are_fetched_ahead(
+def test_four_small_batches_are_fetched_ahead(
         tmp_path: Path, sqlite_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink,
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _fetched_before_each_filing(tmp_path, sqlite_url, dovecot, smtp_delivering,
