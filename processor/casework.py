@@ -65,26 +65,60 @@ class Threading:
 class ThreadClaims:
     """Which case each Message-ID of a thread belongs to (the thread_claims table), for one batch.
 
-    Loaded with one query for the whole batch and kept current as the batch files its mail, so
-    threading needs no query per mail, and nothing here needs the session flushed. Claims made
-    for the mail in hand are pending until it is filed (`keep_pending`) or abandoned
-    (`forget_pending`)."""
+    Loaded with a few queries for the whole batch, with the cases its mail names (by claimed
+    Message-ID, subject tag or signed reply address) and who took part in them, and kept
+    current as the batch files its mail, so threading needs no query per mail, and nothing
+    here needs the session flushed. What the mail in hand adds is pending until it is filed
+    (`keep_pending`) or abandoned (`forget_pending`)."""
 
-    def __init__(self, session: Session, case_ids: dict[str, int]) -> None:
+    def __init__(self, session: Session, case_ids: dict[str, int],
+                 cases: Iterable[Case] = (),
+                 participants: dict[int, set[str]] | None = None,
+                 references: Iterable[str] = ()) -> None:
         self._session = session
         self._case_ids = case_ids  # claimed before this batch
         self._cases: dict[str, Case] = {}  # claimed by this batch
         self._pending: dict[str, Case] = {}  # claimed for the mail in hand
+        # The cases claimed before the batch, loaded with it (the session's identity map only
+        # holds them while something else does), and who took part in each of them so far:
+        # a reply then costs no query for its case nor for the case's participants.
+        self._loaded = {case.id: case for case in cases}
+        self._references = frozenset(references)  # looked up with the batch
+        self._by_reference = {case.reference: case for case in self._loaded.values()}
+        self._pending_references: dict[str, Case] = {}  # opened or joined by the mail in hand
+        self._stored_participants = participants if participants is not None else {}
+        self._filed_participants: dict[Case, set[str]] = {}  # by this batch
+        self._pending_participants: list[tuple[Case, str]] = []  # by the mail in hand
 
     @classmethod
-    def load(cls, session: Session, message_ids: Iterable[str]) -> ThreadClaims:
+    def load(cls, session: Session, message_ids: Iterable[str],
+             references: Iterable[str] = ()) -> ThreadClaims:
+        """The claims on `message_ids`, with the cases they name and the cases `references`
+        name (see case_references)."""
         wanted = sorted({i for i in message_ids if i})
         found: dict[str, int] = {}
         for start in range(0, len(wanted), 500):
             found.update(session.execute(
                 select(ThreadClaim.message_id, ThreadClaim.case_id)
                 .where(ThreadClaim.message_id.in_(wanted[start:start + 500]))).all())
-        return cls(session, found)
+        named = sorted(set(references))
+        cases: list[Case] = []
+        for start in range(0, len(named), 500):
+            cases += session.scalars(select(Case).where(
+                Case.reference.in_(named[start:start + 500])))
+        case_ids = sorted(set(found.values()) | {case.id for case in cases})
+        participants: dict[int, set[str]] = {case_id: set() for case_id in case_ids}
+        for start in range(0, len(case_ids), 500):
+            chunk = case_ids[start:start + 500]
+            cases += session.scalars(select(Case).where(Case.id.in_(chunk)))
+            for case_id, address in session.execute(
+                    select(Message.case_id, Message.from_address).where(
+                        Message.case_id.in_(chunk), Message.direction == "in",
+                        Message.author_role.in_(PARTICIPANT_ROLES),
+                        Message.from_address.is_not(None)).distinct()):
+                if address:
+                    participants[case_id].add(address)
+        return cls(session, found, cases, participants, named)
 
     def case_for(self, ids: Sequence[str]) -> Case | None:
         """The case of the newest of `ids` (References lists the newest last) that is claimed."""
@@ -93,13 +127,44 @@ class ThreadClaims:
             if case is not None:
                 return case
             if message_id in self._case_ids:  # committed before the batch: no flush needed
+                case_id = self._case_ids[message_id]
+                if case_id in self._loaded:
+                    return self._loaded[case_id]
                 with self._session.no_autoflush:
-                    return self._session.get(Case, self._case_ids[message_id])
+                    return self._session.get(Case, case_id)
         return None
+
+    def knows(self, reference: str) -> bool:
+        """Whether `case_named` can answer for `reference` without the database."""
+        return reference in self._references or reference in self._by_reference \
+            or reference in self._pending_references
+
+    def case_named(self, reference: str) -> Case | None:
+        """The case `reference` names: loaded with the batch, or opened by it."""
+        return self._pending_references.get(reference) or self._by_reference.get(reference)
+
+    def participants(self, case: Case) -> set[str] | None:
+        """Who took part in `case` (see _facts), or None when this batch did not load the case
+        and did not open it: the caller asks the database."""
+        if case.id is None:
+            stored: set[str] = set()
+        elif case.id in self._stored_participants:
+            stored = self._stored_participants[case.id]
+        else:
+            return None
+        return stored | self._filed_participants.get(case, set())
+
+    def note_filed(self, stored: Message) -> None:
+        """The mail in hand is filed on its case: its sender counts among the case's
+        participants for the rest of the batch, once the mail is kept (`keep_pending`)."""
+        if stored.case is not None and stored.direction == "in" and stored.from_address \
+                and stored.author_role in PARTICIPANT_ROLES:
+            self._pending_participants.append((stored.case, stored.from_address))
 
     def claim(self, case: Case, ids: Iterable[str], now: datetime) -> None:
         """Claim for `case` every one of `ids` no case has claimed yet. Ids already claimed
         stay with their case (a stranger quoting someone's mail gains nothing by it)."""
+        self._pending_references[case.reference] = case
         for message_id in dict.fromkeys(ids):
             if message_id in self._case_ids or message_id in self._cases \
                     or message_id in self._pending:
@@ -110,9 +175,16 @@ class ThreadClaims:
     def keep_pending(self) -> None:
         self._cases.update(self._pending)
         self._pending.clear()
+        self._by_reference.update(self._pending_references)
+        self._pending_references.clear()
+        for case, address in self._pending_participants:
+            self._filed_participants.setdefault(case, set()).add(address)
+        self._pending_participants.clear()
 
     def forget_pending(self) -> None:
         self._pending.clear()
+        self._pending_references.clear()
+        self._pending_participants.clear()
 
 
 def thread_ids(message: ParsedMessage) -> list[str]:
@@ -123,7 +195,8 @@ def thread_ids(message: ParsedMessage) -> list[str]:
 
 def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: bool,
            now: datetime, claims: ThreadClaims | None = None) -> Threading:
-    """Which case the mail belongs to; no query at all for a mail that names no case."""
+    """Which case the mail belongs to; no query for a mail that names no case, nor for one
+    whose cases `claims` loaded with the batch."""
     sender = message.from_.address.lower() if message.from_ else ""
     staff = ctx.settings.staff
     tag_ref = find_case_ref(message.subject, ctx.tag_pattern)
@@ -145,22 +218,22 @@ def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: 
         return Threading(decide_thread(evidence, now, ctx.settings.lifecycle),
                          None, None)
     cases: dict[str, Case] = {}
-    tag_case = _case(session, tag_ref, cases) if tag_ref else None
+    tag_case = _case(session, tag_ref, cases, claims) if tag_ref else None
     reference_case = (claims.case_for([i for i in (*message.references, message.in_reply_to)
                                        if i])
                       or _case_by_message_ids(session, ids, cases) or claimed_by)
     if reference_case is not None:
         cases[reference_case.reference] = reference_case
-    target_case = _case(session, target.case_ref, cases) if target else None
+    target_case = _case(session, target.case_ref, cases, claims) if target else None
     verification = None
     if sender_is_staff:
         auth = sender_authenticated(message.headers.get("authentication-results", ()),
                                     staff.trusted_authserv_ids, sender.rpartition("@")[2])
         verification = verify_staff(True, target, auth)
     evidence = ThreadEvidence(
-        sender=sender, tag_ref=tag_ref, tag_case=_facts(session, tag_case),
-        reference_case=_facts(session, reference_case),
-        reply_target_case=_facts(session, target_case), sender_is_staff=sender_is_staff,
+        sender=sender, tag_ref=tag_ref, tag_case=_facts(session, tag_case, claims),
+        reference_case=_facts(session, reference_case, claims),
+        reply_target_case=_facts(session, target_case, claims), sender_is_staff=sender_is_staff,
         staff_verified=bool(verification and verification.verified), auto_submitted=robot)
     decision = decide_thread(evidence, now, ctx.settings.lifecycle,
                              appeal_requested(message.new_text, ctx.appeal_phrases),
@@ -179,8 +252,18 @@ def _reply_target(ctx: IngestContext, message: ParsedMessage) -> ReplyTarget | N
                              ctx.settings.processing.case_prefix)
 
 
-def _case(session: Session, reference: str, cache: dict[str, Case]) -> Case | None:
-    case = case_by_reference(session, reference)
+def case_references(ctx: IngestContext, message: ParsedMessage) -> list[str]:
+    """The case references a mail names (its subject's tag, its signed reply address): what
+    `decide` looks up for it, so a batch can look them up at once (ThreadClaims.load)."""
+    target = _reply_target(ctx, message)
+    return [ref for ref in (find_case_ref(message.subject, ctx.tag_pattern),
+                            target.case_ref if target else None) if ref]
+
+
+def _case(session: Session, reference: str, cache: dict[str, Case],
+          claims: ThreadClaims) -> Case | None:
+    case = claims.case_named(reference) if claims.knows(reference) \
+        else case_by_reference(session, reference)
     if case is not None:
         cache[case.reference] = case
     return case
@@ -204,9 +287,20 @@ def _case_by_message_ids(session: Session, ids: list[str], cache: dict[str, Case
     return case
 
 
-def _facts(session: Session, case: Case | None) -> CaseFacts | None:
+def _facts(session: Session, case: Case | None,
+           claims: ThreadClaims | None = None) -> CaseFacts | None:
     if case is None:
         return None
+    participants = claims.participants(case) if claims is not None else None
+    if participants is None:
+        participants = _participants(session, case)
+    return CaseFacts(ref=case.reference, status=case.status,
+                     complainant=case.complainant_address, participants=frozenset(participants),
+                     resolved_at=case.resolved_at, closed_at=case.closed_at,
+                     is_appeal=case.is_appeal)
+
+
+def _participants(session: Session, case: Case) -> set[str]:
     # Without flushing the batch (a flush per reply was a fifth of the ingest time): the
     # participants already stored, plus those filed earlier in this batch, still pending.
     participants = {m.from_address for m in session.new
@@ -218,10 +312,7 @@ def _facts(session: Session, case: Case | None) -> CaseFacts | None:
                 select(Message.from_address).where(
                     Message.case_id == case.id, Message.direction == "in",
                     Message.author_role.in_(PARTICIPANT_ROLES)).distinct()) if a)
-    return CaseFacts(ref=case.reference, status=case.status,
-                     complainant=case.complainant_address, participants=frozenset(participants),
-                     resolved_at=case.resolved_at, closed_at=case.closed_at,
-                     is_appeal=case.is_appeal)
+    return participants
 
 
 PARTICIPANT_ROLES = ("complainant", "participant")

@@ -96,8 +96,11 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     """
     parsed = [(p.mail, p.message, p.key) for p in prepared]
     known = existing_messages(session, (key for _, _, key in parsed if key))
-    claims = casework.ThreadClaims.load(session, (
-        i for _, m, _ in parsed if isinstance(m, ParsedMessage) for i in casework.thread_ids(m)))
+    claims = casework.ThreadClaims.load(
+        session,
+        (i for _, m, _ in parsed if isinstance(m, ParsedMessage) for i in casework.thread_ids(m)),
+        (r for _, m, _ in parsed if isinstance(m, ParsedMessage)
+         for r in casework.case_references(ctx, m)))
     ledger = AutoReplyLedger(
         session, (m.from_.address for _, m, _ in parsed
                   if isinstance(m, ParsedMessage) and m.from_), ctx.clock(),
@@ -181,7 +184,8 @@ def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
         return MailOutcome(mail.uid, "duplicate", reference)
     ledger = AutoReplyLedger(session, [message.from_.address] if message.from_ else [],
                              ctx.clock(), ctx.settings.ack.period_hours)
-    claims = casework.ThreadClaims.load(session, casework.thread_ids(message))
+    claims = casework.ThreadClaims.load(session, casework.thread_ids(message),
+                                        casework.case_references(ctx, message))
     numbers = CaseNumbers(session)
     numbers.reserve(1)  # outside the SAVEPOINT (see CaseNumbers)
     mark = numbers.mark()
@@ -248,6 +252,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
         casework.apply_to_case(session, store, ctx, threading.case, stored, message, threading,
                                now)
         claims.claim(threading.case, casework.thread_ids(message), now)
+        claims.note_filed(stored)
         log.info("%s joins case %s as %s (%s)", message.message_id, threading.case.reference,
                  decision.role, decision.action)
         return MailOutcome(mail.uid, "stored", threading.case.reference), stored
@@ -261,6 +266,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     # The thread's Message-IDs become this case's: a worker filing another mail of the thread
     # at this moment collides here and files its batch again (see ingest_batch).
     claims.claim(case, casework.thread_ids(message), now)
+    claims.note_filed(stored)
     add_event(session, case, "case-opened", at=now, message=stored,
               mailbox=ctx.mailbox.name, subject=message.subject, reasons=list(decision.reasons))
     if classification is not None:

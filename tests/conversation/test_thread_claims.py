@@ -3,14 +3,14 @@ someone else's Message-ID first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from processor.db import session_scope
-from processor.db.models import Case, Quarantine
+from processor.db.models import Case, Message, Quarantine
 from tests.acknowledge.conftest import Desk, make_desk
 from tests.servers import DovecotServer, SmtpSink
 
@@ -29,6 +29,15 @@ def holding_desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
     """Strangers' mail naming someone else's thread is held for review."""
     desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_server,
                      staff={"unknown_sender_policy": "hold"})
+    yield desk
+    desk.runtime.engine.dispose()
+    desk.deployment.close()
+
+
+@pytest.fixture
+def desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+         smtp_server: SmtpSink) -> Iterator[Desk]:
+    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_server)
     yield desk
     desk.runtime.engine.dispose()
     desk.deployment.close()
@@ -66,3 +75,49 @@ def test_a_stranger_claiming_a_message_id_first_does_not_capture_the_original(
     assert _count(desk, Quarantine) == 0
     assert _count(desk, Case) == 2
     assert desk.case_of(sender).complainant_address == sender
+
+
+def _selects_while(desk: Desk, action: Callable[[], None]) -> list[str]:
+    """The SELECT statements the desk's database saw while `action` ran."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(desk.runtime.engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(desk.runtime.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_replies_to_cases_of_earlier_batches_cost_no_query_each(desk: Desk) -> None:
+    """The cases the batch's replies belong to (by In-Reply-To, by the subject's tag), and who
+    took part in them, are read once for the batch: a query per reply would make the second
+    count grow with the replies."""
+    senders = [desk.complainant() for _ in range(6)]
+    desk.deliver(*(mail(s, f"<first-{i}@customer.example>", "dropped calls")
+                   for i, s in enumerate(senders)))
+    desk.poll()
+    refs = [desk.case_of(s).reference for s in senders]
+
+    def reply(i: int, *, by_tag: bool) -> bytes:
+        if by_tag:  # answering the acknowledgement, whose subject carries the tag
+            return mail(senders[i], f"<again-{i}@customer.example>", f"Re: [{refs[i]}] calls")
+        return mail(senders[i], f"<again-{i}@customer.example>", "Re: dropped calls",
+                    in_reply_to=f"<first-{i}@customer.example>")
+
+    desk.deliver(reply(0, by_tag=False), reply(1, by_tag=True))
+    two = _selects_while(desk, desk.poll)
+    desk.deliver(*(reply(i, by_tag=i % 2 == 0) for i in range(2, 6)))
+    four = _selects_while(desk, desk.poll)
+    assert len(four) == len(two), "\n".join(four)
+    with session_scope(desk.runtime.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 6
+        replies = session.scalars(select(Message).where(Message.message_id.like("<again-%"))).all()
+        assert len(replies) == 6
+        expected = {(r, s, "complainant") for r, s in zip(refs, senders, strict=True)}
+        assert {(m.case.reference, m.case.complainant_address, m.author_role)
+                for m in replies} == expected
