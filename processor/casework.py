@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from processor import progress
 from processor.authresults import sender_authenticated
 from processor.blobstore import BlobStore
+from processor.classify import Classification
 from processor.compose import compose_case_mail, find_case_ref, make_message_id
 from processor.context import IngestContext
 from processor.db.deferred import deferring
@@ -323,7 +324,8 @@ PARTICIPANT_ROLES = ("complainant", "participant")
 
 def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
                   stored: Message, message: ParsedMessage, threading: Threading,
-                  now: datetime) -> None:
+                  now: datetime, classification: Classification | None = None) -> None:
+    """`classification`: the mail's, when it was classified as it was prepared."""
     decision = threading.decision
     sender = stored.from_address or ""
     stored.case = case
@@ -357,7 +359,7 @@ def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: 
         set_status(session, case, decision.new_status, actor=sender, now=now, message=stored)
     if decision.appeal_noted:
         add_event(session, case, "appeal-noted", at=now, actor=sender, message=stored)
-    progress.maybe_progress_reply(session, store, ctx, case, message, now)
+    progress.maybe_progress_reply(session, store, ctx, case, message, now, classification)
     _notify_follow_up(session, store, ctx, case, message, sender, now)
 
 

@@ -250,7 +250,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
         raise HeldForReview("; ".join(decision.reasons))
     if decision.action in ("join", "reopen", "record-only") and threading.case is not None:
         casework.apply_to_case(session, store, ctx, threading.case, stored, message, threading,
-                               now)
+                               now, classification)
         claims.claim(threading.case, casework.thread_ids(message), now)
         claims.note_filed(stored)
         log.info("%s joins case %s as %s (%s)", message.message_id, threading.case.reference,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -23,6 +23,9 @@ from sqlalchemy.orm import Session
 
 from processor.config import AckSettings
 from processor.render import base_language, format_when
+
+if TYPE_CHECKING:
+    from processor.classify import Classification
 
 log = logging.getLogger("processor.progress")
 
@@ -247,11 +250,12 @@ def category_label(rules: Any, category: str | None, language: str) -> str:
 
 
 def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, message: Any,
-                         now: datetime) -> None:
+                         now: datetime, classification: Classification | None = None) -> None:
     """Answer a complainant's "where does my case stand?" on an existing case, or say why not.
 
     Called from processor.casework.apply_to_case for a complainant's (or participant's) mail;
     the mail is recorded and the assignee notified there as usual, whatever happens here.
+    `classification` is the mail's when it was classified as it was prepared (not again here).
     """
     from processor import casework
     from processor.ack import loop_context
@@ -265,7 +269,7 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
 
     if ctx.rules is None or ctx.renderer is None:
         return
-    tags = classify(message, ctx.rules).tags
+    tags = (classification or classify(message, ctx.rules)).tags
     if PROGRESS_TAG not in tags:
         return  # an ordinary follow-up: nothing to record
     ack = ctx.settings.ack

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 
+import processor.classify
 from processor.cli.case_status import case_status_command
 from processor.db import session_scope
 from processor.db.models import Case
@@ -82,3 +84,25 @@ def test_case_status_command_prints_the_same_summary(scene: Scene) -> None:
     assert missing.exit_code != 0 and "no case C-999999" in missing.output
     with session_scope(s.desk.runtime.engine) as session:
         assert session.get(Case, 1) is not None
+
+
+def test_a_follow_up_is_classified_once_as_it_is_prepared(
+        scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The progress question's tag comes from the classification made while the mail was
+    prepared; filing it does not classify it again (a spy on the function, not a stand-in:
+    the real classification still runs)."""
+    s = scene
+    s.round(s.mail("宽带总是断线", "家里宽带每天晚上都断线。", msgid="<c1@customer.example>"))
+    [(ack, _)] = s.texts_to(s.complainant)
+    again: list[str] = []
+    real = processor.classify.classify
+
+    def spy(message, *args, **kwargs):  # type: ignore[no-untyped-def]
+        again.append(message.message_id)
+        return real(message, *args, **kwargs)
+
+    monkeypatch.setattr(processor.classify, "classify", spy)
+    s.round(s.mail("回复：" + ack["Subject"], "请问我的投诉处理到哪了？",
+                   msgid="<c2@customer.example>", in_reply_to=ack["Message-ID"]))
+    assert "progress-reply" in s.kinds("C-000001")
+    assert again == []
