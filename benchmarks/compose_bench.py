@@ -48,6 +48,7 @@ class _Collecting:
 
     def __init__(self) -> None:
         self.rows: list[Any] = []
+        self.info: dict[str, Any] = {}  # no batch's deferred rows (processor.db.deferred)
 
     def get(self, *_: Any) -> None:
         return None

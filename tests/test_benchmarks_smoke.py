@@ -32,3 +32,16 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
     recorded = results.read_text(encoding="utf-8")
     assert "## Digest\n\nkept as it was" in recorded
     assert "## Run of " in recorded and "poll --once, SQLite" in recorded
+
+
+@pytest.mark.parametrize(("argv", "prints"), [
+    (["-m", "benchmarks.compose_bench", "--n", "4", "--repeat", "1"], "compose_ack alone"),
+    (["benchmarks/digest_bench.py", "--cases", "200", "--runs", "1"], "collect_digest run 1"),
+], ids=["compose_bench", "digest_bench"])
+def test_the_micro_benchmarks_run(argv: list[str], prints: str) -> None:
+    """The micro-benchmarks beside the main one, on a tiny size: a change to what they call
+    must not leave them broken (compose_bench was, once the batch's rows were deferred)."""
+    done = subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert prints in done.stdout
