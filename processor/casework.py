@@ -117,7 +117,7 @@ class ThreadClaims:
                         Message.case_id.in_(chunk), Message.direction == "in",
                         Message.author_role.in_(PARTICIPANT_ROLES),
                         Message.from_address.is_not(None)).distinct()):
-                if address:
+                if address and case_id is not None:
                     participants[case_id].add(address)
         return cls(session, found, cases, participants, named)
 

@@ -119,10 +119,10 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         for mail, message, key in parsed:
             if outcomes and should_stop():
                 break
-            classification = prepared[len(outcomes)].classification
+            ready = prepared[len(outcomes)]
             outcomes.append(_ingest_one(session, store, ctx, mail, message, key, known, ledger,
                                         claims, numbers, retry_conflicts, careful,
-                                        classification))
+                                        ready.classification, ready.raw_sha256))
             failpoints.reach("mid-batch")
     numbers.finish()
     return outcomes
@@ -139,7 +139,8 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
                 message: ParsedMessage | BaseException, key: str | None,
                 known: dict[str, Message], ledger: AutoReplyLedger,
                 claims: casework.ThreadClaims, numbers: CaseNumbers, retry_conflicts: bool,
-                careful: bool, classification: Classification | None) -> MailOutcome:
+                careful: bool, classification: Classification | None,
+                raw_sha256: str | None = None) -> MailOutcome:
     stage = "parse"
     mark = numbers.mark()
     unit = session.begin_nested if careful else contextlib.nullcontext
@@ -153,7 +154,8 @@ def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: Fe
         stage = "store"
         with unit():
             outcome, stored = _store_new(session, store, ctx, mail, message, key or "", ledger,
-                                         claims, numbers, classification=classification)
+                                         claims, numbers, classification=classification,
+                                         raw_sha256=raw_sha256)
         claims.keep_pending()
         known[key or ""] = stored
         return outcome
@@ -233,11 +235,12 @@ def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
 def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                message: ParsedMessage, key: str, ledger: AutoReplyLedger,
                claims: casework.ThreadClaims, numbers: CaseNumbers, record_copy: bool = True,
-               classification: Classification | None = None) -> tuple[MailOutcome, Message]:
+               classification: Classification | None = None,
+               raw_sha256: str | None = None) -> tuple[MailOutcome, Message]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
     now = ctx.clock()
-    stored = _message_row(store, ctx, mail, message, key, now)
+    stored = _message_row(store, ctx, mail, message, key, now, raw_sha256)
     session.add(stored)
     if record_copy:
         _copy(session, ctx, mail.uid, "stored", now, message=stored)
@@ -430,8 +433,9 @@ def _apply_classification(session: Session, case: Case, classification: Classifi
 
 
 def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
-                 message: ParsedMessage, key: str, now: datetime) -> Message:
-    raw_sha = store.put(mail.raw)
+                 message: ParsedMessage, key: str, now: datetime,
+                 raw_sha256: str | None = None) -> Message:
+    raw_sha = store.put(mail.raw, raw_sha256)
     row = Message(
         dedup_key=key, direction="in", author_role="complainant",
         message_id=message.message_id, in_reply_to=message.in_reply_to,

@@ -72,6 +72,7 @@ class Prepared:
     # Under the rules the batch was prepared with; None without rules or if classifying
     # failed (the filing stage then classifies again, and quarantines on failure).
     classification: Classification | None
+    raw_sha256: str | None = None  # when a worker process computed it
 
 
 def received_by(message: ParsedMessage, recipients: Recipients) -> list[str]:
@@ -100,10 +101,10 @@ def prepare_one(raw: bytes, limits: ParseLimits, rules: RuleSet | None,
     return message, key, classification
 
 
-# What a worker process returns for one mail: prepare_one's result, and the mail's files it
-# wrote to the blob store for the filing process to adopt.
+# What a worker process returns for one mail: prepare_one's result, the mail's files it
+# wrote to the blob store for the filing process to adopt, and the raw bytes' SHA-256.
 Outcome = tuple[ParsedMessage | BaseException, str | None, Classification | None,
-                tuple[StagedFile, ...]]
+                tuple[StagedFile, ...], str | None]
 
 
 def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None,
@@ -112,8 +113,8 @@ def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None
     outcomes = []
     for raw in raws:
         message, key, classification = prepare_one(raw, limits, rules, recipients)
-        staged = _stage(store, raw, message) if store is not None else ()
-        outcomes.append((_detach_raw(message, raw), key, classification, staged))
+        raw_sha256, staged = _stage(store, raw, message) if store is not None else (None, ())
+        outcomes.append((_detach_raw(message, raw), key, classification, staged, raw_sha256))
     return outcomes
 
 
@@ -123,27 +124,30 @@ def worker_store(root: str) -> BlobStore:
     return BlobStore(Path(root))
 
 
-def _stage(store: BlobStore, raw: bytes,
-           message: ParsedMessage | BaseException) -> tuple[StagedFile, ...]:
+def _stage(store: BlobStore, raw: bytes, message: ParsedMessage | BaseException
+           ) -> tuple[str | None, tuple[StagedFile, ...]]:
     """Write the mail's raw bytes and decoded attachments to the store's temporary files here,
     in parallel with the filing, which then only adopts them: creating and writing a few files
-    per mail was a quarter of the filing process's time. Anything that fails here is left to
-    the filing process, which stores (or quarantines) the mail itself."""
+    per mail was a quarter of the filing process's time. Returns the raw bytes' SHA-256 too,
+    which the filing process then need not compute. Anything that fails here is left to the
+    filing process, which stores (or quarantines) the mail itself."""
     if isinstance(message, BaseException):
-        return ()
+        return None, ()
     staged: list[StagedFile] = []
     try:
-        wanted: list[tuple[Iterable[bytes], str, int]] = [
-            ((raw,), hashlib.sha256(raw).hexdigest(), len(raw))]
-        wanted += [(a.chunks(), a.sha256, a.size) for a in message.attachments]
-        for pieces, sha256, size in wanted:
-            written = store.stage_detached(pieces, sha256, size)
+        raw_sha256 = hashlib.sha256(raw).hexdigest()
+        # The raw bytes were hashed just now: not again as they are written.
+        wanted: list[tuple[Iterable[bytes], str, int, bool]] = [
+            ((raw,), raw_sha256, len(raw), False)]
+        wanted += [(a.chunks(), a.sha256, a.size, True) for a in message.attachments]
+        for pieces, sha256, size, check in wanted:
+            written = store.stage_detached(pieces, sha256, size, check=check)
             if written is not None:
                 staged.append(written)
     except Exception:  # noqa: BLE001 - the filing process tries again and reports it
         remove_staged(staged)
-        return ()
-    return tuple(staged)
+        return None, ()
+    return raw_sha256, tuple(staged)
 
 
 def remove_staged(staged: Sequence[StagedFile]) -> None:
@@ -264,14 +268,14 @@ class PreparedBatch:
         prepared = []
         for index, mail in enumerate(self.mails):
             if index in done:
-                message, key, classification, staged = done[index]
+                message, key, classification, staged, raw_sha256 = done[index]
                 for item in staged:
                     if self._store is not None:
                         self._store.adopt(item)
                     else:
                         remove_staged([item])
                 prepared.append(Prepared(mail, _share_raw(message, mail.raw), key,
-                                         classification))
+                                         classification, raw_sha256))
             else:
                 prepared.append(Prepared(mail, *prepare_one(mail.raw, self.limits, self.rules,
                                                             self.recipients)))
@@ -280,7 +284,7 @@ class PreparedBatch:
 
 def _remove_staged_of(future: Future[list[Outcome]]) -> None:
     if not future.cancelled() and future.exception() is None:
-        for *_, staged in future.result():
+        for *_, staged, _raw_sha256 in future.result():
             remove_staged(staged)
 
 
