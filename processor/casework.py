@@ -107,11 +107,14 @@ class ThreadClaims:
         for start in range(0, len(named), 500):
             cases += session.scalars(select(Case).where(
                 Case.reference.in_(named[start:start + 500])))
-        case_ids = sorted(set(found.values()) | {case.id for case in cases})
+        named_ids = {case.id for case in cases}
+        case_ids = sorted(set(found.values()) | named_ids)
         participants: dict[int, set[str]] = {case_id: set() for case_id in case_ids}
         for start in range(0, len(case_ids), 500):
             chunk = case_ids[start:start + 500]
-            cases += session.scalars(select(Case).where(Case.id.in_(chunk)))
+            unloaded = [case_id for case_id in chunk if case_id not in named_ids]
+            if unloaded:
+                cases += session.scalars(select(Case).where(Case.id.in_(unloaded)))
             for case_id, address in session.execute(
                     select(Message.case_id, Message.from_address).where(
                         Message.case_id.in_(chunk), Message.direction == "in",
