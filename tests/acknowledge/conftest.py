@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -95,10 +97,20 @@ def make_desk(tmp_path: Path, db_url: str, dovecot: DovecotServer, smtp: SmtpSin
     return Desk(dep, account, dovecot, smtp, runtime)
 
 
+@contextlib.contextmanager
+def opened_desk(tmp_path: Path, db_url: str, dovecot: DovecotServer, smtp: SmtpSink,
+                **options: Any) -> Iterator[Desk]:
+    """make_desk's desk, closed again at the end (for a fixture to yield)."""
+    made = make_desk(tmp_path, db_url, dovecot, smtp, **options)
+    try:
+        yield made
+    finally:
+        made.runtime.engine.dispose()
+        made.deployment.close()
+
+
 @pytest.fixture
 def desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
          smtp_delivering: SmtpSink) -> Iterator[Desk]:
-    made = make_desk(tmp_path, sqlite_url, dovecot, smtp_delivering)
-    yield made
-    made.runtime.engine.dispose()
-    made.deployment.close()
+    with opened_desk(tmp_path, sqlite_url, dovecot, smtp_delivering) as made:
+        yield made

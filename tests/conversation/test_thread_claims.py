@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select
 
 from processor.db import session_scope
 from processor.db.models import Case, Message, Quarantine
-from tests.acknowledge.conftest import Desk, make_desk
+from tests.acknowledge.conftest import Desk, opened_desk
 from tests.servers import DovecotServer, SmtpSink
 
 
@@ -27,20 +27,16 @@ def mail(sender: str, message_id: str, subject: str, in_reply_to: str | None = N
 def holding_desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
                  smtp_server: SmtpSink) -> Iterator[Desk]:
     """Strangers' mail naming someone else's thread is held for review."""
-    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_server,
-                     staff={"unknown_sender_policy": "hold"})
-    yield desk
-    desk.runtime.engine.dispose()
-    desk.deployment.close()
+    with opened_desk(tmp_path, sqlite_url, dovecot, smtp_server,
+                     staff={"unknown_sender_policy": "hold"}) as desk:
+        yield desk
 
 
 @pytest.fixture
 def desk(tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
          smtp_server: SmtpSink) -> Iterator[Desk]:
-    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_server)
-    yield desk
-    desk.runtime.engine.dispose()
-    desk.deployment.close()
+    with opened_desk(tmp_path, sqlite_url, dovecot, smtp_server) as desk:
+        yield desk
 
 
 def _count(desk: Desk, model: type) -> int:
