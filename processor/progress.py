@@ -269,7 +269,9 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
 
     if ctx.rules is None or ctx.renderer is None:
         return
-    tags = (classification or classify(message, ctx.rules)).tags
+    if classification is None:  # prepared without rules, or classifying failed there
+        classification = classify(message, ctx.rules)
+    tags = classification.tags
     if PROGRESS_TAG not in tags:
         return  # an ordinary follow-up: nothing to record
     ack = ctx.settings.ack
