@@ -23,7 +23,13 @@ from processor import progress
 from processor.authresults import sender_authenticated
 from processor.blobstore import BlobStore
 from processor.classify import Classification
-from processor.compose import compose_case_mail, find_case_ref, make_message_id
+from processor.compose import (
+    OutgoingCopy,
+    compose_case_mail,
+    find_case_ref,
+    make_message_id,
+    outgoing_copy,
+)
 from processor.context import IngestContext
 from processor.db.deferred import deferring
 from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
@@ -551,31 +557,6 @@ def _desk_address(ctx: IngestContext, case: Case) -> str:
 def _suppressed(session: Session, address: str, now: datetime) -> bool:
     return session.scalar(select(func.count()).select_from(Suppression).where(
         Suppression.address == address.lower(), Suppression.until > now)) > 0
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingCopy:
-    """What the case's record of an outgoing mail holds of it (see record_outgoing)."""
-
-    message_id: str
-    in_reply_to: str | None
-    references: list[str]
-    subject: str
-    from_address: str
-    to_addresses: list[dict[str, str]]
-    text: str
-
-
-def outgoing_copy(outgoing: EmailMessage) -> OutgoingCopy:
-    body = outgoing.get_body(("plain",))
-    return OutgoingCopy(
-        message_id=str(outgoing["Message-ID"]),
-        in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
-        references=str(outgoing["References"] or "").split(), subject=str(outgoing["Subject"]),
-        from_address=outgoing["From"].addresses[0].addr_spec.lower(),
-        to_addresses=[{"name": a.display_name, "address": a.addr_spec}
-                      for a in outgoing["To"].addresses],
-        text=body.get_content() if body is not None else "")
 
 
 def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: EmailMessage,

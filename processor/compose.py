@@ -17,6 +17,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage, MIMEPart
@@ -331,6 +332,31 @@ def _address_list(msg: email.message.Message, name: str) -> list[str]:
     if len(ours) == len(values):  # what we meant, known without parsing
         return [a.addr_spec for v in ours for a in v.addresses]
     return [a for _, a in email.utils.getaddresses([str(v) for v in values])]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingCopy:
+    """What the case's record of an outgoing mail holds of it (see record_outgoing)."""
+
+    message_id: str
+    in_reply_to: str | None
+    references: list[str]
+    subject: str
+    from_address: str
+    to_addresses: list[dict[str, str]]
+    text: str
+
+
+def outgoing_copy(outgoing: EmailMessage) -> OutgoingCopy:
+    body = outgoing.get_body(("plain",))
+    return OutgoingCopy(
+        message_id=str(outgoing["Message-ID"]),
+        in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
+        references=str(outgoing["References"] or "").split(), subject=str(outgoing["Subject"]),
+        from_address=outgoing["From"].addresses[0].addr_spec.lower(),
+        to_addresses=[{"name": a.display_name, "address": a.addr_spec}
+                      for a in outgoing["To"].addresses],
+        text=body.get_content() if body is not None else "")
 
 
 def compose_case_mail(*, case_ref: str, tag_format: str, subject: str,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import wait
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from processor.mail import Address, parse_message
 from processor.prepare import Preparer
 from processor.render import TemplateRenderer
 from tests.mailgen import make_mail
+from tests.servers import REPO_ROOT
 
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 
@@ -126,3 +129,22 @@ def test_an_address_composing_refuses(tmp_path: Path) -> None:
                         "to": Address("x", "not an address")})
     result = compose(bad, TemplateRenderer.with_override(None), None)
     assert isinstance(result, NotComposed) and result.error == "InvalidAddress"
+
+
+def test_composing_in_a_worker_loads_nothing_of_the_database(tmp_path: Path) -> None:
+    """A worker process imports processor.composing to compose; SQLAlchemy and the models
+    cost it most of a second to load, for nothing it uses. A fresh interpreter stands for
+    the worker: it imports what the worker has (processor.prepare, preloaded) and composes."""
+    script = (
+        "import sys\n"
+        "from processor.composing import _compose_chunk\n"
+        "from processor.render import TemplateRenderer\n"
+        "from tests.acknowledge.test_composing import _request\n"
+        "renderer = TemplateRenderer.with_override(None)\n"
+        "results = _compose_chunk([_request(1)], tuple(map(str, renderer.directories)),\n"
+        f"                         renderer.default_language, {str(tmp_path)!r})\n"
+        "print(type(results[0]).__name__, sorted(m for m in sys.modules\n"
+        "      if m.split('.')[0] == 'sqlalchemy' or m.startswith('processor.db')))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["Composed", "[]"]
