@@ -29,7 +29,7 @@ from processor.ack import AckRequest, compose_requested
 from processor.blobstore import BlobStore, StagedFile
 from processor.compose import OutgoingCopy, outgoing_copy
 from processor.errors import ComplaintsError
-from processor.prepare import Preparer, remove_staged, worker_store
+from processor.prepare import Preparer, crosses_processes, remove_staged, worker_store
 from processor.render import TemplateRenderer
 
 # A worker process imports this module to compose (`_compose_chunk`): it imports nothing of the
@@ -66,6 +66,9 @@ Result = Composed | NotComposed
 # Called in the filing process, in the order the requests were made, with the result and,
 # for a composed mail, the SHA-256 of its bytes staged in the blob store.
 Finish = Callable[[Result, str | None], None]
+
+
+crosses_processes(AckRequest, Composed, NotComposed, OutgoingCopy)
 
 
 def compose(request: AckRequest, renderer: TemplateRenderer,

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import logging
 import multiprocessing
+import operator
 import os
 import threading
 import time
@@ -29,11 +30,11 @@ from types import MappingProxyType
 from typing import Any
 
 from processor.blobstore import BlobStore, StagedFile
-from processor.classify import Classification, RuleSet, classify
+from processor.classify import Classification, RuleSet, classify, conditions, model
 from processor.dedup import dedup_key
 from processor.heap import return_large_blocks
 from processor.imap import FetchedMail
-from processor.mail import Attachment, ParsedMessage, parse_message
+from processor.mail import Address, Attachment, ParsedMessage, parse_message
 from processor.mail.limits import ParseLimits
 
 log = logging.getLogger("processor.prepare")
@@ -44,6 +45,42 @@ def _read_only(mapping: dict[object, object]) -> MappingProxyType[object, object
 
 
 ForkingPickler.register(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
+
+
+def crosses_processes(*classes: type) -> None:
+    """Send instances of these frozen, slotted dataclasses between processes as the values of
+    their fields. Pickled as they are, each object goes through the __getstate__ and
+    __setstate__ that dataclasses give a slotted class, which look the class's fields up
+    again for every object: a prepared batch took twice as long to pickle and to unpickle.
+    A class whose __init__ only sets its fields is called with them; one that computes some
+    (__post_init__) has them set as they were (`_rebuilt`), as pickle itself would."""
+    for cls in classes:
+        names = tuple(field.name for field in dataclasses.fields(cls))
+        getter = operator.attrgetter(*names)
+        values = getter if len(names) > 1 else lambda obj, get=getter: (get(obj),)
+        if all(field.init for field in dataclasses.fields(cls)) and \
+                not hasattr(cls, "__post_init__"):
+            ForkingPickler.register(cls, functools.partial(_called, cls, values))
+        else:
+            ForkingPickler.register(cls, functools.partial(_reduced, cls, names, values))
+
+
+def _called(cls: type, values: Callable[[object], tuple[object, ...]],
+            obj: object) -> tuple[object, ...]:
+    return cls, values(obj)
+
+
+def _reduced(cls: type, names: tuple[str, ...], values: Callable[[object], tuple[object, ...]],
+             obj: object) -> tuple[object, ...]:
+    return _rebuilt, (cls, names, values(obj))
+
+
+def _rebuilt(cls: type, names: tuple[str, ...], values: tuple[object, ...]) -> object:
+    made = object.__new__(cls)
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(made, name, value)
+    return made
+
 
 PREPARE_HERE_BYTES = 2 * 1024 * 1024
 # Below this many mails a batch is prepared here: shipping it costs more than it saves.
@@ -73,6 +110,17 @@ class Prepared:
     # failed (the filing stage then classifies again, and quarantines on failure).
     classification: Classification | None
     raw_sha256: str | None = None  # when a worker process computed it
+
+
+# What travels between the filing process and the worker processes: the rule set and limits
+# a batch is prepared under, and what preparing it gives back (a test in
+# tests/ingest/test_prepare.py keeps this list whole).
+crosses_processes(
+    Recipients, ParseLimits, StagedFile, ParsedMessage, Address, Attachment,
+    model.Classification, model.Details, model.RuleMatch, model.RuleSet, model.Rule,
+    model.Actions, model.Category, conditions.ContainsAny, conditions.ContainsAll,
+    conditions.Regex, conditions.Equals, conditions.DomainIn, conditions.All, conditions.Any,
+    conditions.Not)
 
 
 def received_by(message: ParsedMessage, recipients: Recipients) -> list[str]:

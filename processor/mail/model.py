@@ -107,8 +107,8 @@ class ParsedMessage:
     forwarded: tuple[ParsedMessage, ...] = ()
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickled field by field, the read-only header mapping as a plain dict, so a mail
-        parsed in a worker process can be sent back (processor.prepare)."""
+        """Pickled field by field, the read-only header mapping as a plain dict (between the
+        processes of processor.prepare, see its `crosses_processes`)."""
         values = [getattr(self, f.name) for f in fields(self)]
         values[_HEADERS_FIELD] = dict(self.headers)
         return (_rebuild_message, (values,))

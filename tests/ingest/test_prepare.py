@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import os
 import pickle
 import signal
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
 import pytest
 
-from processor.blobstore import BlobStore
-from processor.classify import RulesHolder, builtin_rules_dir
+from processor.ack import AckRequest
+from processor.blobstore import BlobStore, StagedFile
+from processor.classify import Classification, RuleSet, RulesHolder, builtin_rules_dir
+from processor.compose import ack_context
+from processor.composing import Composed, NotComposed, compose
 from processor.imap import FetchedMail
-from processor.mail import ParseLimits, parse_message
+from processor.mail import Attachment, ParsedMessage, ParseLimits, parse_message
 from processor.prepare import (
     MIN_PARALLEL_MAILS,
     Preparer,
     Recipients,
     _detach_raw,
+    _prepare_chunk,
     _share_raw,
 )
+from processor.render import TemplateRenderer
 from tests.mailgen import make_mails
 
 RECIPIENTS = Recipients(frozenset({"complaints@example.com"}), "complaints@example.com")
@@ -129,3 +139,53 @@ def test_files_written_by_the_workers_are_adopted_or_removed(
             future.result()
     preparer.close()  # waits for the callbacks that remove them
     assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+
+
+def _dataclasses_in(value: object, found: set[type] | None = None) -> set[type]:
+    found = set() if found is None else found
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        found.add(type(value))
+        for field in dataclasses.fields(value):
+            _dataclasses_in(getattr(value, field.name), found)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _dataclasses_in(item, found)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _dataclasses_in(key, found)
+            _dataclasses_in(item, found)
+    return found
+
+
+def test_what_crosses_between_the_processes_travels_as_its_fields(
+        batch: list[FetchedMail], tmp_path: Path) -> None:
+    """Every dataclass in what goes to a worker process and comes back (a batch prepared, its
+    files staged, the rule set it was prepared under, an acknowledgement to compose and the
+    composed mail) is pickled by crosses_processes, not by the per-object field look-ups of
+    dataclasses' own way; and arrives equal."""
+    rules = RulesHolder([builtin_rules_dir()]).current
+    store = BlobStore(tmp_path / "blobs")
+    outcomes = _prepare_chunk([mail.raw for mail in batch], ParseLimits(), rules, RECIPIENTS,
+                              str(store.root))
+    request = _ack_request(parse_message(batch[0].raw))
+    composed = compose(request, TemplateRenderer.with_override(None), store)
+    sent = (outcomes, rules, ParseLimits(), RECIPIENTS, request, composed,
+            NotComposed("InvalidAddress", "no"))
+    found = _dataclasses_in(sent)
+    assert {StagedFile, Attachment, RuleSet, Classification, AckRequest, Composed} <= found
+    assert found <= set(ForkingPickler._extra_reducers)
+    assert pickle.loads(ForkingPickler.dumps(sent)) == sent
+
+
+def _ack_request(original: ParsedMessage) -> AckRequest:
+    assert original.from_ is not None
+    return AckRequest(
+        template="ack-default", language="en",
+        context=ack_context(case_ref="C-000001", subject=original.subject,
+                            category_label="Service", first_answer_by="2026-12-01 09:00",
+                            sla_hours=48, missing=["times"]),
+        case_ref="C-000001", tag_format="[{ref}]", original=original,
+        from_address="complaints@example.com", to=original.from_,
+        message_id="<ack-1.test@desk.example.com>", loop_header_name="X-Loop",
+        loop_header_value="test-desk", date=datetime(2026, 11, 29, tzinfo=UTC),
+        max_subject_chars=120)
