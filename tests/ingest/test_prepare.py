@@ -25,6 +25,7 @@ from processor.imap import FetchedMail
 from processor.mail import Attachment, ParsedMessage, ParseLimits, parse_message
 from processor.prepare import (
     MIN_PARALLEL_MAILS,
+    PREPARE_HERE_BYTES,
     Preparer,
     Recipients,
     _detach_raw,
@@ -37,8 +38,8 @@ from tests.mailgen import make_mails
 RECIPIENTS = Recipients(frozenset({"complaints@example.com"}), "complaints@example.com")
 
 
-def _with_large_attachment() -> bytes:
-    payload = bytes(range(256)) * 600  # 150 KiB: decoded again on demand, not kept
+def _with_large_attachment(payload: bytes = bytes(range(256)) * 600) -> bytes:
+    # 150 KiB by default: decoded again on demand, not kept
     encoded = base64.encodebytes(payload).decode("ascii").replace("\n", "\r\n")
     return ("From: a@customer.example\r\nTo: complaints@example.com\r\nSubject: log\r\n"
             "Message-ID: <big@customer.example>\r\nMIME-Version: 1.0\r\n"
@@ -93,6 +94,26 @@ def test_a_small_batch_is_prepared_here(batch: list[FetchedMail], preparer: Prep
     prepared = preparer.submit(batch[:MIN_PARALLEL_MAILS - 1], ParseLimits(), None, RECIPIENTS)
     assert not prepared._futures
     assert len(prepared.result()) == MIN_PARALLEL_MAILS - 1
+
+
+def test_only_a_mail_over_the_limit_is_prepared_here(tmp_path: Path,
+                                                    preparer: Preparer) -> None:
+    """A few large mails prepared in the filing process took a sixth of its time; only one
+    too large to hold twice (PREPARE_HERE_BYTES) stays here. What a worker prepared comes
+    with its digest, computed there."""
+    scan = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    raws = [*make_mails(MIN_PARALLEL_MAILS), _with_large_attachment(scan),
+            _with_large_attachment(scan * 3)]
+    assert len(raws[-2]) < PREPARE_HERE_BYTES < len(raws[-1])
+    batch = [FetchedMail(uid, raw, len(raw), None) for uid, raw in enumerate(raws, 1)]
+    store = BlobStore(tmp_path / "blobs")
+    prepared = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store).result()
+    assert [p.raw_sha256 is not None for p in prepared] == [True] * (len(raws) - 1) + [False]
+    assert prepared[-2].raw_sha256 == hashlib.sha256(raws[-2]).hexdigest()
+    shipped, here = prepared[-2].message, prepared[-1].message
+    assert not isinstance(shipped, BaseException) and not isinstance(here, BaseException)
+    assert shipped.attachments[0].payload == scan and here.attachments[0].size == 3 * len(scan)
+    store.discard()
 
 
 def test_a_worker_process_that_dies_loses_nothing(batch: list[FetchedMail],
