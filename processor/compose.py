@@ -336,7 +336,7 @@ def _address_list(msg: email.message.Message, name: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingCopy:
-    """What the case's record of an outgoing mail holds of it (see record_outgoing)."""
+    """What the case's record of an outgoing mail holds of it (casework.record_outgoing)."""
 
     message_id: str
     in_reply_to: str | None
