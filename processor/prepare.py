@@ -66,17 +66,17 @@ def crosses_processes(*classes: type) -> None:
 
 
 def _called(cls: type, values: Callable[[object], tuple[object, ...]],
-            obj: object) -> tuple[object, ...]:
+            obj: object) -> tuple[Callable[..., object], tuple[object, ...]]:
     return cls, values(obj)
 
 
 def _reduced(cls: type, names: tuple[str, ...], values: Callable[[object], tuple[object, ...]],
-             obj: object) -> tuple[object, ...]:
+             obj: object) -> tuple[Callable[..., object], tuple[object, ...]]:
     return _rebuilt, (cls, names, values(obj))
 
 
 def _rebuilt(cls: type, names: tuple[str, ...], values: tuple[object, ...]) -> object:
-    made = object.__new__(cls)
+    made: object = object.__new__(cls)
     for name, value in zip(names, values, strict=True):
         object.__setattr__(made, name, value)
     return made

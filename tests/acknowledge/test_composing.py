@@ -134,7 +134,8 @@ def test_an_address_composing_refuses(tmp_path: Path) -> None:
 def test_composing_in_a_worker_loads_nothing_of_the_database(tmp_path: Path) -> None:
     """A worker process imports processor.composing to compose; SQLAlchemy and the models
     cost it most of a second to load, for nothing it uses. A fresh interpreter stands for
-    the worker: it imports what the worker has (processor.prepare, preloaded) and composes."""
+    the worker: it imports composing (and with it processor.prepare, which the worker has
+    preloaded), composes, and lists what it has loaded."""
     script = (
         "import sys\n"
         "from processor.composing import _compose_chunk\n"
