@@ -55,11 +55,11 @@ def crosses_processes(*classes: type) -> None:
     A class whose __init__ only sets its fields is called with them; one that computes some
     (__post_init__) has them set as they were (`_rebuilt`), as pickle itself would."""
     for cls in classes:
-        names = tuple(field.name for field in dataclasses.fields(cls))
+        fields = dataclasses.fields(cls)
+        names = tuple(field.name for field in fields)
         getter = operator.attrgetter(*names)
         values = getter if len(names) > 1 else lambda obj, get=getter: (get(obj),)
-        if all(field.init for field in dataclasses.fields(cls)) and \
-                not hasattr(cls, "__post_init__"):
+        if all(field.init for field in fields) and not hasattr(cls, "__post_init__"):
             ForkingPickler.register(cls, functools.partial(_called, cls, values))
         else:
             ForkingPickler.register(cls, functools.partial(_reduced, cls, names, values))
