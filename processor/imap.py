@@ -12,12 +12,18 @@ copy), which for a 41 MB mail is most of the memory `poll --once` needs.
 
 from __future__ import annotations
 
+import imaplib
+import io
 import logging
+import select
+import socket
 import ssl
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
@@ -331,15 +337,18 @@ class MailboxConnection:
         honoured promptly while idling.
         """
         client = self._client
-        remaining = timeout
+        imap, sock = client._imap, client.socket()
+        deadline = time.monotonic() + timeout
         try:
             client.idle()
             try:
-                while remaining > 0:
+                while (remaining := deadline - time.monotonic()) > 0:
                     step = min(stop_check_seconds, remaining)
-                    responses = client.idle_check(timeout=step)
-                    remaining -= step
-                    if any(_is_change(r) for r in responses):
+                    # Not imapclient's idle_check: it reads in non-blocking mode and fails on a
+                    # response line that arrives in two pieces (imapclient issue #519), as
+                    # pymap's `* 1 FETCH (` and the rest can. We read whole lines instead.
+                    line = _next_idle_line(imap, sock, step)
+                    if line is not None and _is_change(line):
                         return True
                     if callable(should_stop) and should_stop():
                         return False
@@ -350,5 +359,54 @@ class MailboxConnection:
             raise _translate(exc, "waiting with IDLE") from None
 
 
-def _is_change(response: tuple) -> bool:  # type: ignore[type-arg]
-    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH")
+def _next_idle_line(imap: imaplib.IMAP4, sock: socket.socket, wait_seconds: float) -> bytes | None:
+    """The next whole line the server sends while idling, or None if none begins in time.
+
+    Once a line has begun, the rest is read blocking, bounded by the connection's read timeout:
+    a server that stops halfway through a line is a lost connection, not a quiet one.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        begun = _line_has_begun(imap, sock)
+        if begun is None:
+            raise EOFError("the server closed the connection while idling")
+        if begun:
+            line: bytes = imap.readline()
+            if not line.endswith(b"\n"):
+                raise EOFError("the server closed the connection in the middle of a line")
+            return line
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            return None
+
+
+def _line_has_begun(imap: imaplib.IMAP4, sock: socket.socket) -> bool | None:
+    """Whether input waits, read or buffered, without blocking; None when the server closed.
+
+    imaplib reads through a buffered file, so bytes can wait there that `select` on the socket
+    cannot see. Looking takes a non-blocking peek, which consumes nothing.
+    """
+    previous = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        try:
+            if cast(io.BufferedReader, imap.file).peek(1):
+                return True
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False  # TLS: nothing decrypted yet (maybe a record that held no data)
+        if isinstance(sock, ssl.SSLSocket):
+            return None  # a TLS read that neither blocked nor gave data met the end
+        # A plain socket's empty peek means "would block" and "closed" alike; ask the socket.
+        try:
+            return None if sock.recv(1, socket.MSG_PEEK) == b"" else True
+        except BlockingIOError:
+            return False
+    finally:
+        sock.settimeout(previous)
+
+
+def _is_change(line: bytes) -> bool:
+    """Whether an untagged line reports new, changed or removed mail (`* 12 EXISTS`)."""
+    words = line.split(None, 3)
+    return (len(words) >= 3 and words[0] == b"*"
+            and words[2].upper() in (b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH"))
