@@ -83,6 +83,13 @@ def _without_imaplib_trace(client: imapclient.IMAPClient) -> None:
 
 
 def _translate(exc: BaseException, action: str) -> Exception:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # Transient like any refused connection (a renewed certificate mends it), but the
+        # person reading the log must learn it is the certificate, not the network.
+        return MailboxUnavailable(
+            f"{action}: the server's certificate is not trusted ({exc.verify_message})",
+            hint="set ca_file in the [mailbox.NAME] section to the CA that signed it, or "
+                 "verify_certificate = false on a network you trust")
     if isinstance(exc, IMAPClientAbortError | OSError | EOFError | ssl.SSLError):
         return MailboxUnavailable(f"{action}: connection lost ({exc.__class__.__name__}: {exc})")
     return MailboxError(f"{action}: server said {exc}")

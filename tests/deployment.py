@@ -73,6 +73,8 @@ class Deployment:
     accounts: dict[str, tuple[ImapAccount, list[str]]]
     processing: dict[str, object] = field(default_factory=dict)
     sections: dict[str, dict[str, object]] = field(default_factory=dict)
+    # Per mailbox name, settings that replace the plain-IMAP ones written by default.
+    mailbox_settings: dict[str, dict[str, object]] = field(default_factory=dict)
     _engine: sa.Engine | None = field(default=None, repr=False)
 
     @property
@@ -86,9 +88,11 @@ class Deployment:
         for section, values in self.sections.items():
             lines += [f"\n[{section}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
         for name, (account, addresses) in self.accounts.items():
-            lines += [f"\n[mailbox.{name}]", f'host = "{account.host}"', f"port = {account.port}",
-                      'tls = "none"', f'user = "{account.user}"',
-                      f'password_env = "{PASSWORD_ENV}"', f"addresses = {_toml(addresses)}"]
+            mailbox: dict[str, object] = {
+                "host": account.host, "port": account.port, "tls": "none", "user": account.user,
+                "password_env": PASSWORD_ENV, "addresses": addresses,
+                **self.mailbox_settings.get(name, {})}
+            lines += [f"\n[mailbox.{name}]", *(f"{k} = {_toml(v)}" for k, v in mailbox.items())]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self
 

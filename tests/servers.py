@@ -3,6 +3,8 @@
 Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
 
     dovecot        session   DovecotServer: scripts/dovecot-test-server on 127.0.0.1:10143
+    dovecot_tls    session   DovecotServer with TLS: IMAPS on 127.0.0.1:10993, STARTTLS on
+                             10144, a self-signed certificate for 127.0.0.1 (`ca_file`)
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -179,6 +181,7 @@ class DovecotServer:
     port: int
     password: str
     state_dir: Path
+    tls_port: int | None = None  # IMAPS; with it, the plain port offers STARTTLS
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +190,9 @@ class DovecotServer:
     def _run(self, command: str) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, DOVECOT_TEST_DIR=str(self.state_dir),
                    DOVECOT_TEST_PORT=str(self.port), DOVECOT_TEST_PASSWORD=self.password)
+        env.pop("DOVECOT_TEST_TLS_PORT", None)
+        if self.tls_port is not None:
+            env["DOVECOT_TEST_TLS_PORT"] = str(self.tls_port)
         result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
                                 capture_output=True, timeout=900)
         if result.returncode != 0:
@@ -207,7 +213,19 @@ class DovecotServer:
         self._run("restart")
 
     def is_running(self) -> bool:
-        return port_answers(self.host, self.port)
+        return port_answers(self.host, self.port) and (
+            self.tls_port is None or port_answers(self.host, self.tls_port))
+
+    def kick(self, user: str) -> None:
+        """Drop every connection of `user`, as a server restart or an admin would."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run([doveadm, "-c", str(self.state_dir / "dovecot.conf"), "kick", user],
+                       check=True, capture_output=True, timeout=30)
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate of a TLS instance: the CA file a client trusts."""
+        return self.state_dir / "tls-cert.pem"
 
     def new_user(self, prefix: str = "u") -> str:
         """A user name never used before: logging in with it opens an empty mailbox."""
@@ -235,6 +253,25 @@ def dovecot() -> Iterator[DovecotServer]:
     yield server
     if not server.is_running():  # a test stopped it and failed before starting it again
         server.start()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls() -> Iterator[DovecotServer]:
+    """A second Dovecot instance with TLS, as a real mailbox is reached (see the list above)."""
+    server = DovecotServer(
+        host=LOOPBACK,
+        port=int(os.environ.get("DOVECOT_TEST_STARTTLS_PORT", "10144")),
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path(os.environ.get("DOVECOT_TEST_TLS_DIR", "/tmp/complaints-dovecot-tls")),
+        tls_port=int(os.environ.get("DOVECOT_TEST_IMAPS_PORT", "10993")),
+    )
+    if not server.is_running():
+        have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
+        if not have_dovecot and os.geteuid() != 0:
+            pytest.skip("Dovecot is not installed and installing it needs root: run "
+                        "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
+        server.start()
+    yield server
 
 
 @pytest.fixture
