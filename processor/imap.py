@@ -188,10 +188,14 @@ class MailboxConnection:
         return [u for u in self._search(["UID", f"{last_uid + 1}:*"]) if u > last_uid]
 
     def uids_up_to(self, last_uid: int, unflagged: str | None = None) -> list[int]:
-        """UIDs at or below last_uid still in the folder (optionally without a keyword)."""
+        """UIDs at or below last_uid still in the folder and not marked \\Deleted
+        (optionally also without a keyword).
+
+        A marked mail is on its way out: on a server without UIDPLUS that is how `move`
+        leaves what it copied, and taking it again would copy it again at every poll."""
         if last_uid <= 0:
             return []
-        criteria: list[str] = ["UID", f"1:{last_uid}"]
+        criteria: list[str] = ["UID", f"1:{last_uid}", "UNDELETED"]
         if unflagged:
             criteria += ["UNKEYWORD", unflagged]
         return [u for u in self._search(criteria) if u <= last_uid]

@@ -5,6 +5,8 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
     dovecot        session   DovecotServer: scripts/dovecot-test-server on 127.0.0.1:10143
     dovecot_tls    session   DovecotServer with TLS: IMAPS on 127.0.0.1:10993, STARTTLS on
                              10144, a self-signed certificate for 127.0.0.1 (`ca_file`)
+    older_dovecot  session   DovecotServer announcing an older server's capabilities: without
+                             MOVE (10145), or without MOVE and UIDPLUS (10146)
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -182,6 +184,7 @@ class DovecotServer:
     password: str
     state_dir: Path
     tls_port: int | None = None  # IMAPS; with it, the plain port offers STARTTLS
+    capability: str | None = None  # announced after login instead of Dovecot's own list
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -193,6 +196,9 @@ class DovecotServer:
         env.pop("DOVECOT_TEST_TLS_PORT", None)
         if self.tls_port is not None:
             env["DOVECOT_TEST_TLS_PORT"] = str(self.tls_port)
+        env.pop("DOVECOT_TEST_CAPABILITY", None)
+        if self.capability is not None:
+            env["DOVECOT_TEST_CAPABILITY"] = self.capability
         result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
                                 capture_output=True, timeout=900)
         if result.returncode != 0:
@@ -255,23 +261,45 @@ def dovecot() -> Iterator[DovecotServer]:
         server.start()
 
 
-@pytest.fixture(scope="session")
-def dovecot_tls() -> Iterator[DovecotServer]:
-    """A second Dovecot instance with TLS, as a real mailbox is reached (see the list above)."""
-    server = DovecotServer(
-        host=LOOPBACK,
-        port=int(os.environ.get("DOVECOT_TEST_STARTTLS_PORT", "10144")),
-        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
-        state_dir=Path(os.environ.get("DOVECOT_TEST_TLS_DIR", "/tmp/complaints-dovecot-tls")),
-        tls_port=int(os.environ.get("DOVECOT_TEST_IMAPS_PORT", "10993")),
-    )
+def _started(server: DovecotServer) -> DovecotServer:
     if not server.is_running():
         have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
         if not have_dovecot and os.geteuid() != 0:
             pytest.skip("Dovecot is not installed and installing it needs root: run "
                         "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
         server.start()
-    yield server
+    return server
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls() -> DovecotServer:
+    """A second Dovecot instance with TLS, as a real mailbox is reached (see the list above)."""
+    return _started(DovecotServer(
+        host=LOOPBACK,
+        port=int(os.environ.get("DOVECOT_TEST_STARTTLS_PORT", "10144")),
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path(os.environ.get("DOVECOT_TEST_TLS_DIR", "/tmp/complaints-dovecot-tls")),
+        tls_port=int(os.environ.get("DOVECOT_TEST_IMAPS_PORT", "10993")),
+    ))
+
+
+# What older servers announce (RFC 3501 and the common extensions, IDLE included): MOVE
+# (RFC 6851) came in 2013 and is still missing from some corporate servers, UIDPLUS with it.
+OLDER_SERVERS = {
+    "without-move": (10145, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS"),
+    "without-move-and-uidplus": (10146, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"),
+}
+
+
+@pytest.fixture(scope="session", params=sorted(OLDER_SERVERS))
+def older_dovecot(request: pytest.FixtureRequest) -> DovecotServer:
+    """Dovecot announcing less than it can, to take the paths an older server needs."""
+    port, capability = OLDER_SERVERS[request.param]
+    return _started(DovecotServer(
+        host=LOOPBACK, port=port,
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path(f"/tmp/complaints-dovecot-{request.param}"), capability=capability,
+    ))
 
 
 @pytest.fixture
