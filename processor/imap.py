@@ -12,6 +12,7 @@ copy), which for a 41 MB mail is most of the memory `poll --once` needs.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import io
 import logging
@@ -95,6 +96,26 @@ def _translate(exc: BaseException, action: str) -> Exception:
     return MailboxError(f"{action}: server said {exc}")
 
 
+def _log_in(client: imapclient.IMAPClient, settings: MailboxSettings) -> None:
+    """LOGIN, or AUTHENTICATE PLAIN for a user name or password beyond ASCII.
+
+    LOGIN's strings are 7-bit (imaplib refuses anything else); SASL PLAIN carries UTF-8
+    (RFC 4616), which is how a server receives a password such as `pässwörd` or `密码123`.
+    """
+    user, password = settings.user, settings.password()
+    if user.isascii() and password.isascii():
+        client.login(user, password)
+    elif client.has_capability("AUTH=PLAIN"):
+        client.plain_login(user, password)
+    else:
+        raise MailboxError(
+            f"logging in to {settings.host}:{settings.port} as {user}: the user name or "
+            "password has characters beyond ASCII, which IMAP LOGIN cannot send, and the "
+            "server offers no AUTHENTICATE PLAIN",
+            hint=f"use an ASCII password for mailbox.{settings.name}, or enable SASL PLAIN "
+                 "on the server")
+
+
 class MailboxConnection:
     """A logged-in IMAP session for one configured mailbox."""
 
@@ -112,10 +133,15 @@ class MailboxConnection:
                 s.host, port=s.port, ssl=s.tls == "implicit", ssl_context=context,
                 timeout=CONNECT_TIMEOUT_SECONDS,
             )
-            _without_imaplib_trace(client)
-            if s.tls == "starttls":
-                client.starttls(context)
-            client.login(s.user, s.password())
+            try:
+                _without_imaplib_trace(client)
+                if s.tls == "starttls":
+                    client.starttls(context)
+                _log_in(client, s)
+            except BaseException:
+                with contextlib.suppress(OSError):  # a refused login leaves no open socket
+                    client.shutdown()
+                raise
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, f"connecting to {s.host}:{s.port} as {s.user}") from None
         self.client = client

@@ -3,6 +3,7 @@ against Dovecot with a self-signed certificate that the desk trusts through `ca_
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from processor.config import MailboxSettings
-from processor.errors import MailboxUnavailable
+from processor.errors import MailboxError, MailboxUnavailable
 from processor.imap import MailboxConnection
 from tests.deployment import PASSWORD_ENV, Deployment
 from tests.mailgen import make_mails
@@ -110,3 +111,24 @@ def test_a_connection_dropped_while_idling_over_tls_is_reported_at_once(
         assert time.monotonic() - started < 10
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_a_password_beyond_ascii_logs_in_with_sasl_plain(dovecot_tls: DovecotServer,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         right: bool) -> None:
+    """imaplib refuses such a password for LOGIN (UnicodeEncodeError, a traceback); the
+    desk authenticates with PLAIN instead, in UTF-8, over STARTTLS as a real server wants."""
+    password = os.environ.get("DOVECOT_TEST_UTF8_PASSWORD", "pässwörd-密码")
+    monkeypatch.setenv(PASSWORD_ENV, password if right else "wrong-密码")
+    account = dovecot_tls.account()
+    settings = MailboxSettings(name="complaints", host=account.host, port=dovecot_tls.port,
+                               tls="starttls", ca_file=str(dovecot_tls.ca_file),
+                               user=account.user, password_env=PASSWORD_ENV,
+                               addresses=tuple(DESK))
+    if right:
+        with MailboxConnection(settings).connect() as connection:
+            assert connection.select("INBOX").exists == 0
+    else:
+        with pytest.raises(MailboxError, match="server said"):
+            MailboxConnection(settings).connect()
