@@ -244,24 +244,19 @@ class DovecotServer:
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[DovecotServer]:
     """Dovecot on 127.0.0.1; left running after the session for the next run (start is cheap)."""
-    server = DovecotServer(
+    server = _started(DovecotServer(
         host=LOOPBACK,
         port=int(os.environ.get("DOVECOT_TEST_PORT", "10143")),
         password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
         state_dir=Path(os.environ.get("DOVECOT_TEST_DIR", "/tmp/complaints-dovecot")),
-    )
-    if not server.is_running():
-        have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
-        if not have_dovecot and os.geteuid() != 0:
-            pytest.skip("Dovecot is not installed and installing it needs root: run "
-                        "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
-        server.start()
+    ))
     yield server
     if not server.is_running():  # a test stopped it and failed before starting it again
         server.start()
 
 
 def _started(server: DovecotServer) -> DovecotServer:
+    """`server`, started unless it answers already (skips where Dovecot cannot be had)."""
     if not server.is_running():
         have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
         if not have_dovecot and os.geteuid() != 0:
