@@ -6,7 +6,8 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
     dovecot_tls    session   DovecotServer with TLS: IMAPS on 127.0.0.1:10993, STARTTLS on
                              10144, a self-signed certificate for 127.0.0.1 (`ca_file`)
     older_dovecot  session   DovecotServer announcing an older server's capabilities: without
-                             MOVE (10145), or without MOVE and UIDPLUS (10146)
+                             MOVE (10145), or RFC 3501 alone: no MOVE, UIDPLUS, IDLE (10147)
+    dovecot_without_idle     the second of those
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -278,23 +279,32 @@ def dovecot_tls() -> DovecotServer:
     ))
 
 
-# What older servers announce (RFC 3501 and the common extensions, IDLE included): MOVE
-# (RFC 6851) came in 2013 and is still missing from some corporate servers, UIDPLUS with it.
+# What older servers announce: MOVE (RFC 6851) came in 2013 and is still missing from some
+# corporate servers, UIDPLUS with it; the oldest offer RFC 3501 and little else, not even IDLE.
 OLDER_SERVERS = {
     "without-move": (10145, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS"),
-    "without-move-and-uidplus": (10146, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE"),
+    "rfc3501-only": (10147, "IMAP4rev1 LITERAL+ ID NAMESPACE"),
 }
+
+
+def _older_dovecot(name: str) -> DovecotServer:
+    port, capability = OLDER_SERVERS[name]
+    return _started(DovecotServer(
+        host=LOOPBACK, port=port,
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path(f"/tmp/complaints-dovecot-{name}"), capability=capability,
+    ))
 
 
 @pytest.fixture(scope="session", params=sorted(OLDER_SERVERS))
 def older_dovecot(request: pytest.FixtureRequest) -> DovecotServer:
     """Dovecot announcing less than it can, to take the paths an older server needs."""
-    port, capability = OLDER_SERVERS[request.param]
-    return _started(DovecotServer(
-        host=LOOPBACK, port=port,
-        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
-        state_dir=Path(f"/tmp/complaints-dovecot-{request.param}"), capability=capability,
-    ))
+    return _older_dovecot(request.param)
+
+
+@pytest.fixture(scope="session")
+def dovecot_without_idle() -> DovecotServer:
+    return _older_dovecot("rfc3501-only")
 
 
 @pytest.fixture

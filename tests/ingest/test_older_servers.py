@@ -1,11 +1,14 @@
 """A mailbox on an older IMAP server: without MOVE, the desk copies, marks and expunges exactly
-its own UIDs; without UIDPLUS too, it only marks them (see MailboxConnection.move)."""
+its own UIDs; without UIDPLUS too, it only marks them (see MailboxConnection.move); without
+IDLE, `run` polls every `poll_interval_seconds`."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from tests.deployment import Deployment
+from tests.ingest.test_service import wait_until
 from tests.mailgen import make_mails
 from tests.servers import DovecotServer
 
@@ -41,3 +44,27 @@ def test_poll_files_and_clears_the_inbox_without_move(tmp_path: Path, sqlite_url
     assert "fetched 0, stored 0" in again.stdout, again.stdout + again.stderr
     assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == N
     assert account.count("Processed") == N
+
+
+def test_run_polls_at_its_interval_where_the_server_has_no_idle(
+        tmp_path: Path, sqlite_url: str, dovecot_without_idle: DovecotServer) -> None:
+    account = dovecot_without_idle.account()
+    with account.connect() as client:
+        assert b"IDLE" not in client.capabilities()
+    dep = Deployment(tmp_path, sqlite_url, {"complaints": (account, ["complaints@example.com"])},
+                     processing={"poll_interval_seconds": 1}).write()
+    dep.upgrade()
+    proc = dep.popen(["run"], account.password)
+    try:
+        wait_until(lambda: (dep.scalar("SELECT count(*) FROM poll_runs") or 0) >= 1,
+                   what="the first poll")
+        account.append("INBOX", make_mails(3, seed=22))
+        wait_until(lambda: dep.scalar("SELECT count(*) FROM cases") == 3, timeout=30,
+                   what="the next interval's poll filing the new mail")
+        assert (dep.scalar("SELECT count(*) FROM poll_runs") or 0) >= 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "stopped cleanly" in stderr
+    assert account.count("Processed") == 3
