@@ -129,3 +129,16 @@ def test_oversized_and_unusable_mail_is_quarantined_and_the_poll_goes_on(
         ["quarantine", "retry", str(sender_less)], imap_account.password, check=False
     )
     assert retry.returncode == 1 and "still failing" in retry.stdout
+
+
+def test_the_desk_names_itself_with_id_before_it_selects(
+    deployment: Deployment, imap_account: ImapAccount, dovecot: DovecotServer
+) -> None:
+    """NetEase's servers (163.com, 126.com) refuse SELECT to a client that sent no ID."""
+    imap_account.append("INBOX", make_mails(1))
+    result = deployment.command(["poll", "--once"], imap_account.password)
+    assert "stored 1" in result.stdout, result.stdout + result.stderr
+    sessions = [line for line in dovecot.log_path.read_text(errors="replace").splitlines()
+                if f"imap({imap_account.user})" in line]
+    assert sessions, "Dovecot logged nothing of the desk's session"
+    assert any("ID sent: name=complaint-processor" in line for line in sessions), sessions[-5:]
