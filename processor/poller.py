@@ -64,6 +64,7 @@ class PollStats:
     pending_finished: int = 0
     duration_ms: int = 0
     skipped: bool = False  # another worker held the folder's lease
+    failed: str | None = None  # why the mailbox could not be polled at all (cannot connect)
     cases: list[str] = field(default_factory=list)
 
     def count(self, outcome: MailOutcome) -> None:
@@ -326,6 +327,15 @@ class Poller:
         return len(outcomes)
 
     # -- bookkeeping ------------------------------------------------------------------------
+    def record_unreachable(self, error: str) -> None:
+        """A poll that could not start (the server refused or was away), for `complaints
+        status` to show: otherwise an outage would leave only an ageing "last poll"."""
+        with session_scope(self.engine) as session:
+            now = self.clock()
+            session.add(PollRun(mailbox=self.mailbox.name, started_at=now, finished_at=now,
+                                worker=self.lease.worker if self.lease else None,
+                                errors=1, last_error=error[:2000]))
+
     def _start_run(self) -> int:
         with session_scope(self.engine) as session:
             run = PollRun(mailbox=self.mailbox.name, started_at=self.clock(),

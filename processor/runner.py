@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from processor.blobstore import BlobStore
 from processor.config import MailboxSettings
 from processor.coordination import Coordinator, HeldLease
-from processor.errors import ComplaintsError, LeaseLost, MailboxUnavailable
+from processor.errors import ComplaintsError, LeaseLost, MailboxError, MailboxUnavailable
 from processor.imap import MailboxConnection
 from processor.outbox import drain_outbox
 from processor.poller import Poller, PollStats, Progress
@@ -52,11 +52,26 @@ def poll_all_once(runtime: Runtime,
                 continue
             poller = Poller(runtime, mailbox, should_stop=_lapsed(lease), lease=lease)
             try:
-                with MailboxConnection(mailbox) as connection:
+                connection = MailboxConnection(mailbox)
+                try:
+                    connection.connect()
+                except MailboxError as exc:
+                    # One mailbox that cannot be reached must not keep the others (and the
+                    # outbox after them) waiting until it is mended.
+                    failure = _with_hint(exc)
+                    log.error("%s: %s", mailbox.name, failure)
+                    poller.record_unreachable(failure)
+                    results.append(PollStats(mailbox.name, failed=failure))
+                    continue
+                with connection:
                     results.append(poller.poll(connection, on_backlog))
             finally:
                 coordinator.release(lease)
     return results
+
+
+def _with_hint(exc: ComplaintsError) -> str:
+    return f"{exc} (hint: {exc.hint})" if exc.hint else str(exc)
 
 
 def _lapsed(lease: HeldLease) -> Callable[[], bool]:
@@ -130,14 +145,17 @@ class MailboxWorker(threading.Thread):
                 log.warning("%s: %s", self.mailbox.name, exc)
                 return
             except MailboxUnavailable as exc:
-                if outage_started is None:  # log each outage once, not every retry
+                if outage_started is None:  # log and record each outage once, not every retry
                     outage_started = time.monotonic()
-                    log.error("%s: %s; retrying with backoff up to %d s", self.mailbox.name, exc,
-                              processing.reconnect_max_seconds)
+                    log.error("%s: %s; retrying with backoff up to %d s", self.mailbox.name,
+                              _with_hint(exc), processing.reconnect_max_seconds)
+                    self._record_unreachable(exc)
                 self._pause(backoff)
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             except ComplaintsError as exc:
-                log.error("%s: %s", self.mailbox.name, exc)
+                log.error("%s: %s", self.mailbox.name, _with_hint(exc))
+                if isinstance(exc, MailboxError) and connection.client is None:
+                    self._record_unreachable(exc)  # refused at login: status must say why
                 self._pause(backoff)
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             except Exception:  # e.g. the database dropped us: nothing was acted on; retry
@@ -146,6 +164,12 @@ class MailboxWorker(threading.Thread):
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             finally:
                 connection.close()
+
+    def _record_unreachable(self, exc: ComplaintsError) -> None:
+        try:
+            self.poller.record_unreachable(_with_hint(exc))
+        except Exception as db_exc:  # the database is away too: the log has it
+            log.warning("%s: the failure was not recorded (%s)", self.mailbox.name, db_exc)
 
     def _pause(self, seconds: float) -> None:
         """Wait, but no longer than the lease stays valid without a renewal."""

@@ -37,6 +37,9 @@ def print_stats(results: list[PollStats]) -> None:
         if stats.skipped:
             click.echo(f"{stats.mailbox}: skipped, another worker is polling it right now")
             continue
+        if stats.failed:
+            click.echo(f"{stats.mailbox}: not polled: {stats.failed}")
+            continue
         click.echo(f"{stats.mailbox}: fetched {stats.fetched}, stored {stats.stored}, "
                    f"duplicates {stats.duplicates}, ignored {stats.ignored}, "
                    f"quarantined {stats.quarantined}, {stats.duration_ms} ms")
@@ -55,10 +58,16 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
     """
     runtime = runtime_from(ctx, with_rules=True, worker=True)
     only = (runtime.settings.mailbox(mailbox_name),) if mailbox_name else None
-    print_stats(poll_all_once(runtime, _progress_bar(ctx), only))
+    results = poll_all_once(runtime, _progress_bar(ctx), only)
+    print_stats(results)
     if runtime.settings.smtp.host:
         sent = drain_once(runtime.engine, runtime.settings)
         click.echo(f"outbox: sent {sent.sent}, retrying {sent.retried}, failed {sent.failed}")
+    failed = [stats.mailbox for stats in results if stats.failed]
+    if failed:  # after the others and the outbox, so that cron still reports it
+        click.echo(f"error: {len(failed)} mailbox(es) could not be polled: {', '.join(failed)}; "
+                   "`complaints status` shows why", err=True)
+        ctx.exit(1)
 
 
 @click.command("run")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.deployment import Deployment
 from tests.mailgen import make_mail, make_mails
-from tests.servers import DovecotServer, ImapAccount
+from tests.servers import DovecotServer, ImapAccount, free_port
 
 TO_AND_CC_OURS = (
     b"From: Li Wei <liwei@qq.com>\r\nTo: complaints@example.com\r\n"
@@ -142,3 +142,48 @@ def test_the_desk_names_itself_with_id_before_it_selects(
                 if f"imap({imap_account.user})" in line]
     assert sessions, "Dovecot logged nothing of the desk's session"
     assert any("ID sent: name=complaint-processor" in line for line in sessions), sessions[-5:]
+
+
+def test_a_mailbox_that_cannot_be_reached_does_not_stop_the_others(
+    tmp_path: Path, sqlite_url: str, dovecot: DovecotServer
+) -> None:
+    healthy, refused, wrong_password = dovecot.account(), dovecot.account(), dovecot.account()
+    (tmp_path / "wrong-password").write_text("not-the-password\n")
+    dep = Deployment(
+        tmp_path, sqlite_url,
+        {"refused": (refused, ["a@example.com"]),
+         "wrong_password": (wrong_password, ["b@example.com"]),
+         "complaints": (healthy, ["complaints@example.com"])},
+        mailbox_settings={"refused": {"port": free_port()},  # nothing listens there
+                          "wrong_password": {"password_env": "",
+                                             "password_file": str(tmp_path / "wrong-password")}},
+    ).write()
+    dep.upgrade()
+    healthy.append("INBOX", make_mails(2))
+    wrong_password.append("INBOX", make_mails(1, seed=9))
+
+    result = dep.command(["poll", "--once"], healthy.password, check=False)
+    assert result.returncode == 1
+    assert "complaints: fetched 2, stored 2" in result.stdout, result.stdout + result.stderr
+    assert "refused: not polled: connecting to" in result.stdout
+    assert "wrong_password: not polled: connecting to" in result.stdout
+    assert "2 mailbox(es) could not be polled: refused, wrong_password" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wrong_password.count("INBOX") == 1  # untouched
+
+    status = dep.command(["status"], healthy.password).stdout
+    assert "connection lost" in _status_of(status, "refused")["last error"], status
+    assert "server said" in _status_of(status, "wrong_password")["last error"], status
+    assert "last error" not in _status_of(status, "complaints"), status
+
+
+def _status_of(status: str, mailbox: str) -> dict[str, str]:
+    """The lines `complaints status` prints under one mailbox, by their label."""
+    lines = status.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{mailbox} ("))
+    block = []
+    for line in lines[start + 1:]:
+        if not line.startswith("  "):
+            break
+        block.append(line.strip())
+    return {line[:12].strip(): line[12:].strip() for line in block}

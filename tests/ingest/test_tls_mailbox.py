@@ -4,6 +4,7 @@ against Dovecot with a self-signed certificate that the desk trusts through `ca_
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from processor.config import MailboxSettings
 from processor.errors import MailboxError, MailboxUnavailable
 from processor.imap import MailboxConnection
 from tests.deployment import PASSWORD_ENV, Deployment
+from tests.ingest.test_service import wait_until
 from tests.mailgen import make_mails
 from tests.servers import DovecotServer, ImapAccount
 
@@ -132,3 +134,32 @@ def test_a_password_beyond_ascii_logs_in_with_sasl_plain(dovecot_tls: DovecotSer
     else:
         with pytest.raises(MailboxError, match="server said"):
             MailboxConnection(settings).connect()
+
+
+def test_run_records_why_it_cannot_reach_a_mailbox(tmp_path: Path, sqlite_url: str,
+                                                   dovecot_tls: DovecotServer) -> None:
+    """The service keeps retrying; the log gives the hint, and `complaints status` the reason."""
+    untrusted, refused = dovecot_tls.account(), dovecot_tls.account()
+    (tmp_path / "wrong-password").write_text("not-the-password\n")
+    dep = Deployment(
+        tmp_path, sqlite_url,
+        {"untrusted": (untrusted, ["a@example.com"]), "refused": (refused, ["b@example.com"])},
+        mailbox_settings={
+            "untrusted": {"tls": "implicit", "port": dovecot_tls.tls_port},
+            "refused": {"tls": "starttls", "ca_file": str(dovecot_tls.ca_file),
+                        "password_env": "", "password_file": str(tmp_path / "wrong-password")}},
+    ).write()
+    dep.upgrade()
+    proc = dep.popen(["run"], untrusted.password)
+    try:
+        wait_until(lambda: dep.scalar("SELECT count(DISTINCT mailbox) FROM poll_runs "
+                                      "WHERE last_error IS NOT NULL") == 2,
+                   timeout=60, what="both failures recorded")
+        status = dep.command(["status"], untrusted.password).stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "certificate is not trusted" in status and "server said" in status, status
+    assert "hint: set ca_file" in stderr, stderr
+    assert "Traceback" not in stderr
