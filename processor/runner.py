@@ -154,8 +154,10 @@ class MailboxWorker(threading.Thread):
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             except ComplaintsError as exc:
                 log.error("%s: %s", self.mailbox.name, _with_hint(exc))
-                if isinstance(exc, MailboxError) and connection.client is None:
-                    self._record_unreachable(exc)  # refused at login: status must say why
+                if (isinstance(exc, MailboxError) and connection.client is None
+                        and outage_started is None):  # refused at login: status says why, once
+                    outage_started = time.monotonic()
+                    self._record_unreachable(exc)
                 self._pause(backoff)
                 backoff = min(backoff * 2, float(processing.reconnect_max_seconds))
             except Exception:  # e.g. the database dropped us: nothing was acted on; retry
