@@ -142,6 +142,7 @@ class MailboxConnection:
         self.settings = settings
         self.client: imapclient.IMAPClient | None = None
         self.folder: str | None = None
+        self._paths: dict[str, str] = {}  # configured folder name -> its name on the server
 
     # -- connection -------------------------------------------------------------------------
     def connect(self) -> MailboxConnection:
@@ -203,20 +204,63 @@ class MailboxConnection:
         return bool(self._client.has_capability(name))
 
     # -- folders ----------------------------------------------------------------------------
-    def ensure_folder(self, folder: str) -> None:
+    def ensure_folder(self, folder: str) -> str:
+        """Make sure the configured folder exists; returns its name on this server.
+
+        On servers whose folders all live under a personal namespace prefix (`INBOX.` on
+        cPanel, Courier, Cyrus) a top-level "Processed" cannot exist: it is made there, as mail
+        clients do, and `move` and `append` use that name from then on.
+        """
+        client = self._client
+        path = folder
         try:
-            if not self._client.folder_exists(folder):
-                self._client.create_folder(folder)
+            if folder.upper() != "INBOX" and not client.folder_exists(folder):
+                path = self._under_personal_namespace(folder)
+                if path == folder or not client.folder_exists(path):
+                    client.create_folder(path)
         except IMAPClientError as exc:
             # Another worker may have created it between the two calls.
-            if not self._client.folder_exists(folder):
-                raise _translate(exc, f"creating folder {folder!r}") from None
+            if not client.folder_exists(path):
+                raise _translate(exc, f"creating folder {path!r}") from None
         except (OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, f"creating folder {folder!r}") from None
+        if path != folder:
+            log.debug("folder %r is %r on this server", folder, path)
+        self._paths[folder] = path
+        return path
+
+    def _under_personal_namespace(self, folder: str) -> str:
+        """`folder` with the server's personal namespace prefix, unless it has it or there is
+        none (RFC 2342; most servers have an empty prefix)."""
+        client = self._client
+        if not client.has_capability("NAMESPACE"):
+            return folder
+        personal = client.namespace().personal
+        prefix = personal[0][0] if personal else ""
+        if prefix and not folder.upper().startswith(prefix.upper()):
+            return prefix + folder
+        return folder
+        if not client.has_capability("NAMESPACE"):
+            return folder
+        personal = client.namespace().personal
+        prefix = personal[0][0] if personal else ""
+        if prefix and not folder.upper().startswith(prefix.upper()):
+            return prefix + folder
+        return folder
 
     def select(self, folder: str) -> FolderStatus:
+        """Select the monitored folder; "Complaints" is also found as "INBOX.Complaints" on a
+        server that keeps every folder under that prefix (see ensure_folder)."""
         try:
-            info = self._client.select_folder(folder)
+            try:
+                info = self._client.select_folder(folder)
+            except IMAPClientAbortError:
+                raise
+            except IMAPClientError:
+                path = self._under_personal_namespace(folder)
+                if path == folder or not self._client.folder_exists(path):
+                    raise
+                info = self._client.select_folder(path)
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, f"selecting {folder!r}") from None
         self.folder = folder
@@ -357,6 +401,7 @@ class MailboxConnection:
         if not uid_list:
             return
         client = self._client
+        folder = self._paths.get(folder, folder)
         try:
             if client.has_capability("MOVE"):
                 client.move(uid_list, folder)
@@ -378,6 +423,7 @@ class MailboxConnection:
             raise _translate(exc, f"flagging {len(uid_list)} mails") from None
 
     def append(self, folder: str, raw: bytes, flags: Sequence[bytes] = ()) -> None:
+        folder = self._paths.get(folder, folder)
         try:
             self._client.append(folder, raw, flags=list(flags))
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:

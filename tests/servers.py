@@ -8,6 +8,8 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
     older_dovecot  session   DovecotServer announcing an older server's capabilities: without
                              MOVE (10145), or RFC 3501 alone: no MOVE, UIDPLUS, IDLE (10147)
     dovecot_without_idle     the second of those
+    dovecot_inbox_prefix     session   every folder under "INBOX." with "." between levels,
+                             as on cPanel, Courier and Cyrus (10148)
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -186,6 +188,7 @@ class DovecotServer:
     state_dir: Path
     tls_port: int | None = None  # IMAPS; with it, the plain port offers STARTTLS
     capability: str | None = None  # announced after login instead of Dovecot's own list
+    inbox_prefix: bool = False  # every folder under "INBOX.", as on cPanel and Courier
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +203,7 @@ class DovecotServer:
         env.pop("DOVECOT_TEST_CAPABILITY", None)
         if self.capability is not None:
             env["DOVECOT_TEST_CAPABILITY"] = self.capability
+        env["DOVECOT_TEST_INBOX_PREFIX"] = "1" if self.inbox_prefix else ""
         result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
                                 capture_output=True, timeout=900)
         if result.returncode != 0:
@@ -305,6 +309,16 @@ def older_dovecot(request: pytest.FixtureRequest) -> DovecotServer:
 @pytest.fixture(scope="session")
 def dovecot_without_idle() -> DovecotServer:
     return _older_dovecot("rfc3501-only")
+
+
+@pytest.fixture(scope="session")
+def dovecot_inbox_prefix() -> DovecotServer:
+    """Dovecot laid out as cPanel's and Courier's servers are: folders only under "INBOX."."""
+    return _started(DovecotServer(
+        host=LOOPBACK, port=10148,
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path("/tmp/complaints-dovecot-inbox-prefix"), inbox_prefix=True,
+    ))
 
 
 @pytest.fixture

@@ -187,3 +187,27 @@ def _status_of(status: str, mailbox: str) -> dict[str, str]:
             break
         block.append(line.strip())
     return {line[:12].strip(): line[12:].strip() for line in block}
+
+
+def test_processed_folder_under_the_servers_inbox_prefix(
+    tmp_path: Path, sqlite_url: str, dovecot_inbox_prefix: DovecotServer
+) -> None:
+    """cPanel, Courier and Cyrus keep every folder under "INBOX.": "Processed" is made there,
+    and a monitored folder configured as "Complaints" is found there."""
+    account = dovecot_inbox_prefix.account()
+    with account.connect() as client:  # a folder the team's mail rules fill
+        client.create_folder("INBOX.Complaints")
+    dep = Deployment(tmp_path, sqlite_url, {"complaints": (account, ["complaints@example.com"])},
+                     mailbox_settings={"complaints": {"folder": "Complaints"}}).write()
+    dep.upgrade()
+    mails = make_mails(4, seed=31)
+    account.append("INBOX.Complaints", mails)
+    result = dep.command(["poll", "--once"], account.password)
+    assert "fetched 4, stored 4" in result.stdout, result.stdout + result.stderr
+    assert sorted(account.fetch_all("INBOX.Processed")) == sorted(mails)
+    assert account.count("INBOX.Complaints") == 0
+    with account.connect() as client:
+        assert {name for _, _, name in client.list_folders()} == {
+            "INBOX", "INBOX.Complaints", "INBOX.Processed", "INBOX.Quarantine"}
+    again = dep.command(["poll", "--once"], account.password)
+    assert "fetched 0, stored 0" in again.stdout, again.stdout + again.stderr
