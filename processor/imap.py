@@ -240,13 +240,6 @@ class MailboxConnection:
         if prefix and not folder.upper().startswith(prefix.upper()):
             return prefix + folder
         return folder
-        if not client.has_capability("NAMESPACE"):
-            return folder
-        personal = client.namespace().personal
-        prefix = personal[0][0] if personal else ""
-        if prefix and not folder.upper().startswith(prefix.upper()):
-            return prefix + folder
-        return folder
 
     def select(self, folder: str) -> FolderStatus:
         """Select the monitored folder; "Complaints" is also found as "INBOX.Complaints" on a
