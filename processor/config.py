@@ -85,6 +85,7 @@ class SmtpServerSettings:
     port: int = 587
     tls: TlsMode = "starttls"
     verify_certificate: bool = True
+    ca_file: str = ""  # a private CA's certificate (PEM) to trust, as for a mailbox
     user: str = ""
     password_env: str = ""
     password_file: str = ""
@@ -279,12 +280,21 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "(inline)",
         for name, cls in _SECTIONS.items()
     }
     mailboxes = _mailboxes(data.get("mailbox", {}), source, environ)
+    _check_ca_file(sections["smtp"].ca_file, "smtp.ca_file", source)
     takeover = sections["workers"].takeover_seconds
     if takeover < MIN_TAKEOVER_SECONDS:
         raise ConfigError(f"must be at least {MIN_TAKEOVER_SECONDS:.0f} seconds, not {takeover}",
                           key="workers.takeover_seconds", source=source,
                           hint="the default, 30, suits most desks")
     return Settings(source=source, mailboxes=mailboxes, **sections)
+
+
+def _check_ca_file(ca_file: str, key: str, source: str) -> None:
+    """A CA file that cannot be read would only fail at the first connection, as a network
+    error retried for ever; say so at start instead."""
+    if ca_file and not os.access(ca_file, os.R_OK):
+        raise ConfigError(f"cannot read the CA file {ca_file}", key=key, source=source,
+                          hint="give the path of a PEM file with the CA's certificate")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -342,6 +352,7 @@ def _mailboxes(raw: Any, source: str, environ: Mapping[str, str]) -> tuple[Mailb
         if mailbox.fetch_range_bytes != 0 and mailbox.fetch_range_bytes < MIN_FETCH_RANGE_BYTES:
             raise ConfigError(f"expected 0 (fetch whole) or at least {MIN_FETCH_RANGE_BYTES}",
                               key=f"mailbox.{name}.fetch_range_bytes", source=source)
+        _check_ca_file(mailbox.ca_file, f"mailbox.{name}.ca_file", source)
         result.append(mailbox)
     return tuple(result)
 

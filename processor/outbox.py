@@ -65,7 +65,8 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
     s = settings.smtp
     return SmtpSettings(host=s.host, port=s.port, tls=s.tls, user=s.user,
                         password=s.password() if s.user else "", timeout=float(s.timeout_seconds),
-                        verify_certificate=s.verify_certificate, envelope_sender=s.envelope_sender)
+                        verify_certificate=s.verify_certificate, ca_file=s.ca_file,
+                        envelope_sender=s.envelope_sender)
 
 
 @dataclass(slots=True)

@@ -67,6 +67,7 @@ class SmtpSettings:
     password: str = field(default="", repr=False)
     timeout: float = 30.0
     verify_certificate: bool = True
+    ca_file: str = ""  # trusted in place of the system's CAs when set
     envelope_sender: str = ""
 
     def __post_init__(self) -> None:
@@ -103,7 +104,7 @@ async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str
     client = aiosmtplib.SMTP(
         hostname=settings.host, port=settings.port, timeout=settings.timeout,
         use_tls=settings.tls == "implicit", start_tls=settings.tls == "starttls",
-        validate_certs=settings.verify_certificate,
+        validate_certs=settings.verify_certificate, cert_bundle=settings.ca_file or None,
         username=settings.user or None, password=settings.password if settings.user else None,
     )
     try:

@@ -46,6 +46,10 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
     ({"digest": {"hour": True}}, "digest.hour", "whole number"),
     ({"nonsense": {}}, "nonsense", "unknown section"),
     ({"workers": {"takeover_seconds": 1}}, "workers.takeover_seconds", "at least 3 seconds"),
+    ({"mailbox": {"m": {"host": "x", "addresses": ["a@b.c"], "ca_file": "/nowhere/ca.pem"}}},
+     "mailbox.m.ca_file", "cannot read the CA file /nowhere/ca.pem"),
+    ({"smtp": {"host": "smtp.example.com", "ca_file": "/nowhere/ca.pem"}}, "smtp.ca_file",
+     "cannot read the CA file"),
 ])
 def test_each_mistake_is_a_config_error_naming_its_key(table: dict, key: str,  # type: ignore[type-arg]
                                                        expected: str) -> None:
@@ -108,6 +112,9 @@ def test_init_writes_a_sample_that_loads(tmp_path: Path) -> None:
     assert result.returncode == 0
     settings = load_settings(tmp_path / "complaints.toml", environ={})
     assert settings.mailbox("complaints").tls == "implicit"
+    # Acknowledgements go somewhere once the placeholders are replaced, not to the outbox only.
+    assert settings.smtp.host and settings.smtp.tls == "starttls"
+    assert settings.smtp.password_env == "COMPLAINTS_SMTP_PASSWORD"
     again = complaints("init", "-o", str(tmp_path / "complaints.toml"))
     assert again.returncode != 0 and "not overwriting" in again.stderr
 

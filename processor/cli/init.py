@@ -57,6 +57,22 @@ folder = "INBOX"
 processed_folder = "Processed"
 quarantine_folder = "Quarantine"
 addresses = ["complaints@example.com"]      # the addresses this mailbox receives
+
+# Where acknowledgements and staff notices are submitted. Without a host they wait in the
+# outbox (`complaints outbox list`) and go out once one is set.
+[smtp]
+host = "smtp.example.com"
+port = 587
+tls = "starttls"                 # "starttls", "implicit" (465), or "none" (127.0.0.1 only)
+verify_certificate = true
+ca_file = ""                     # a private CA bundle, if your server uses one
+user = "complaints@example.com"
+password_env = "COMPLAINTS_SMTP_PASSWORD"
+envelope_sender = ""             # empty: the null sender <>, so no robot ever answers ours
+
+[ack]
+message_id_domain = "example.com"   # your domain: our Message-IDs and loop checks use it
+installation_id = "complaints"      # one per installation that shares a mailbox
 '''
 
 

@@ -18,8 +18,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from processor.compose import InvalidAddress, compose_ack, make_message_id
+from processor.config import settings_from_mapping
 from processor.errors import ConfigError
 from processor.mail.model import Address
+from processor.outbox import smtp_settings
 from processor.render import RenderedBody
 from processor.smtp import (
     SendPermanent,
@@ -156,14 +158,22 @@ def test_password_is_not_in_repr() -> None:
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+def certificate_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (key, certificate): its own CA file."""
     directory = tmp_path_factory.mktemp("tls")
     key, cert = directory / "key.pem", directory / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
+    return key, cert
+
+
+@pytest.fixture(scope="module")
+def certificate(certificate_files: tuple[Path, Path]) -> ssl.SSLContext:
+    key, cert = certificate_files
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(Path(cert), Path(key))
+    context.load_cert_chain(cert, key)
     return context
 
 
@@ -202,6 +212,23 @@ def test_tls_and_auth(certificate: ssl.SSLContext, mode: str) -> None:
         with pytest.raises(SendPermanent) as info:
             asyncio.run(send_message(wrong, message(), ["alice@example.org"]))
         assert info.value.code == 535
+    finally:
+        controller.stop()
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_a_private_ca_is_trusted_through_ca_file(certificate: ssl.SSLContext,
+                                                 certificate_files: tuple[Path, Path],
+                                                 mode: str) -> None:
+    controller, handler, port = tls_server(certificate, implicit=mode == "implicit")
+    try:
+        # From the configuration file's [smtp] section, as the outbox reads it.
+        settings = smtp_settings(settings_from_mapping({"smtp": {
+            "host": HOST, "port": port, "tls": mode, "ca_file": str(certificate_files[1]),
+            "timeout_seconds": 5}}))
+        assert settings.verify_certificate
+        asyncio.run(send_message(settings, message(), ["alice@example.org"]))
+        assert handler.received[0][1] == ["alice@example.org"]
     finally:
         controller.stop()
 
