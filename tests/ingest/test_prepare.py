@@ -134,7 +134,9 @@ def test_files_written_by_the_workers_are_adopted_or_removed(
     submitted = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store)
     prepared = submitted.result()
     staged = list((tmp_path / "blobs").rglob(".tmp-*"))
-    assert staged and all(str(os.getpid()) not in p.name for p in staged), \
+    # A temporary file is named .tmp-PID-THREAD-N by the process that wrote it. (Compared as
+    # a field: the test's pid as a substring also turns up in the workers' pids and threads.)
+    assert staged and all(p.name.split("-")[1] != str(os.getpid()) for p in staged), \
         "the workers did not write the files"
     submitted.cancel()  # too late: the files are the store's now, to sync or to discard
     assert sorted((tmp_path / "blobs").rglob(".tmp-*")) == sorted(staged)
