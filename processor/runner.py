@@ -31,6 +31,8 @@ log = logging.getLogger("processor.runner")
 
 # RFC 2177 servers may drop an IDLE after 30 minutes; re-issue well before that.
 MAX_IDLE_SECONDS = 29 * 60 - 60
+# An idle connection the server ends after this long is routine; sooner, something is wrong.
+QUIET_RECONNECT_AFTER_SECONDS = 5.0
 
 
 def coordinator_for(runtime: Runtime) -> Coordinator:
@@ -189,9 +191,20 @@ class MailboxWorker(threading.Thread):
             if self._should_pause():
                 return
             if idle:
-                connection.wait_for_change(
-                    min(processing.idle_timeout_seconds, MAX_IDLE_SECONDS),
-                    should_stop=self._should_pause)
+                idle_started = time.monotonic()
+                try:
+                    connection.wait_for_change(
+                        min(processing.idle_timeout_seconds, MAX_IDLE_SECONDS),
+                        should_stop=self._should_pause)
+                except MailboxUnavailable as exc:
+                    # Servers end idle connections (a restart, a limit shorter than RFC 2177's
+                    # 30 minutes): reconnect at once, quietly. Only a reconnect that fails is an
+                    # outage; one that keeps ending at once is one too (backoff, not a loop).
+                    if time.monotonic() - idle_started < QUIET_RECONNECT_AFTER_SECONDS:
+                        raise
+                    log.info("%s: the server ended the idle connection (%s); reconnecting",
+                             self.mailbox.name, exc)
+                    return
             else:
                 self._pause(processing.poll_interval_seconds)
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+from processor.runner import QUIET_RECONNECT_AFTER_SECONDS
 from tests.deployment import Deployment
 from tests.mailgen import make_mails
 from tests.servers import DovecotServer, ImapAccount
@@ -105,3 +106,25 @@ def test_dovecot_restart_mid_batch_loses_and_doubles_nothing(
     # The restart may land between two polls (nothing to report) or during one; each outage
     # is logged once, and each logged outage ends with one "restored" line.
     assert outages == restored == 1, stderr
+
+
+def test_an_idle_connection_the_server_ends_is_reopened_quietly(
+    deployment: Deployment, imap_account: ImapAccount, dovecot: DovecotServer
+) -> None:
+    """Servers end idle connections now and then; that is no outage to log or record."""
+    proc = deployment.popen(["run"], imap_account.password)
+    try:
+        wait_until(lambda: deployment.scalar("SELECT count(*) FROM poll_runs") or 0,
+                   what="the first poll")
+        # Idle for longer than a connection that ends at once (which is treated as a fault).
+        time.sleep(QUIET_RECONNECT_AFTER_SECONDS + 1)
+        dovecot.kick(imap_account.user)
+        imap_account.append("INBOX", make_mails(1))
+        wait_until(lambda: deployment.scalar("SELECT count(*) FROM cases") == 1, timeout=30,
+                   what="the mail filed after the reconnect")
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    assert "the server ended the idle connection" in stderr
+    assert "retrying with backoff" not in stderr
+    assert deployment.scalar("SELECT count(*) FROM poll_runs WHERE last_error IS NOT NULL") == 0
