@@ -261,13 +261,13 @@ def dovecot() -> Iterator[DovecotServer]:
 
 
 def _started(server: DovecotServer) -> DovecotServer:
-    """`server`, started unless it answers already (skips where Dovecot cannot be had)."""
-    if not server.is_running():
-        have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
-        if not have_dovecot and os.geteuid() != 0:
-            pytest.skip("Dovecot is not installed and installing it needs root: run "
-                        "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
-        server.start()
+    """`server`, started; one already running is kept unless it runs an older configuration
+    than the script writes now (skips where Dovecot cannot be had)."""
+    have_dovecot = shutil.which("dovecot") or Path("/usr/sbin/dovecot").exists()
+    if not have_dovecot and os.geteuid() != 0:
+        pytest.skip("Dovecot is not installed and installing it needs root: run "
+                    "`sudo scripts/dovecot-test-server start` once, then rerun the tests")
+    server.start()
     return server
 
 
