@@ -218,12 +218,13 @@ class MailboxConnection:
                 path = self._under_personal_namespace(folder)
                 if path == folder or not client.folder_exists(path):
                     client.create_folder(path)
+        except (IMAPClientAbortError, OSError, EOFError, ssl.SSLError) as exc:
+            raise _translate(exc, f"creating folder {folder!r}") from None
         except IMAPClientError as exc:
-            # Another worker may have created it between the two calls.
+            # Another worker may have created it between the two calls. (Not asked on a
+            # connection already lost: the question would fail untranslated.)
             if not client.folder_exists(path):
                 raise _translate(exc, f"creating folder {path!r}") from None
-        except (OSError, EOFError, ssl.SSLError) as exc:
-            raise _translate(exc, f"creating folder {folder!r}") from None
         if path != folder:
             log.debug("folder %r is %r on this server", folder, path)
         self._paths[folder] = path
