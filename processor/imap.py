@@ -39,6 +39,8 @@ FETCH_BODY = b"BODY[]"
 FETCH_BYTES = 2 * 1024 * 1024
 
 CONNECT_TIMEOUT_SECONDS = 30
+# Ranges of UIDs in one command (see uid_sets): at most about 12 KB of command line.
+UID_SET_RUNS = 1000
 
 
 def _parts(uids: Sequence[int], sizes: Mapping[int, int], limit: int) -> Iterator[list[int]]:
@@ -133,6 +135,29 @@ def _identify(client: imapclient.IMAPClient) -> None:
         raise
     except IMAPClientError as exc:
         log.debug("the server did not accept our ID command: %s", exc)
+
+
+def uid_sets(uids: Iterable[int], max_runs: int = UID_SET_RUNS) -> Iterator[list[str]]:
+    """UIDs as IMAP sequence sets, each run of consecutive UIDs as one range ([1, 2, 3, 5] is
+    "1:3,5"), at most `max_runs` runs to a set, i.e. to a command.
+
+    Listed one by one, the UIDs of a long backlog made a command line longer than servers
+    accept (Dovecot's limit is 64 KB, about 10,000 UIDs): a move of all the filed mail a
+    refusing server had left in the folder was then refused for good. A range never spans a
+    gap, where a mail that is not ours (marked deleted, or flagged) may sit."""
+    runs: list[str] = []
+    first = last = -1
+    for uid in sorted(set(uids)):
+        if uid == last + 1 and first >= 0:
+            last = uid
+            continue
+        if first >= 0:
+            runs.append(f"{first}:{last}" if last != first else str(first))
+        first = last = uid
+    if first >= 0:
+        runs.append(f"{first}:{last}" if last != first else str(first))
+    for start in range(0, len(runs), max_runs):
+        yield runs[start:start + max_runs]
 
 
 class MailboxConnection:
@@ -391,30 +416,28 @@ class MailboxConnection:
         Without UIDPLUS we only mark the copies \\Deleted: a plain EXPUNGE would also remove
         mail that somebody else marked deleted, which is not ours to remove.
         """
-        uid_list = sorted(set(uids))
-        if not uid_list:
-            return
         client = self._client
         folder = self._paths.get(folder, folder)
+        count = len(set(uids := list(uids)))
         try:
-            if client.has_capability("MOVE"):
-                client.move(uid_list, folder)
-                return
-            client.copy(uid_list, folder)
-            client.add_flags(uid_list, [imapclient.DELETED])
-            if client.has_capability("UIDPLUS"):
-                client.uid_expunge(uid_list)
+            for uid_set in uid_sets(uids):
+                if client.has_capability("MOVE"):
+                    client.move(uid_set, folder)
+                    continue
+                client.copy(uid_set, folder)
+                client.add_flags(uid_set, [imapclient.DELETED], silent=True)
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(uid_set)
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
-            raise _translate(exc, f"moving {len(uid_list)} mails to {folder!r}") from None
+            raise _translate(exc, f"moving {count} mails to {folder!r}") from None
 
     def add_keyword(self, uids: Iterable[int], keyword: str) -> None:
-        uid_list = sorted(set(uids))
-        if not uid_list:
-            return
+        count = len(set(uids := list(uids)))
         try:
-            self._client.add_flags(uid_list, [keyword.encode()])
+            for uid_set in uid_sets(uids):
+                self._client.add_flags(uid_set, [keyword.encode()], silent=True)
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
-            raise _translate(exc, f"flagging {len(uid_list)} mails") from None
+            raise _translate(exc, f"flagging {count} mails") from None
 
     def append(self, folder: str, raw: bytes, flags: Sequence[bytes] = ()) -> None:
         folder = self._paths.get(folder, folder)

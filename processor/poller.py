@@ -24,7 +24,7 @@ from processor.coordination import HeldLease
 from processor.db import conflicts_as, session_scope
 from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
-from processor.errors import ConcurrentWrite, LeaseLost
+from processor.errors import ConcurrentWrite, LeaseLost, MailboxError, MailboxUnavailable
 from processor.imap import FetchedMail, MailboxConnection
 from processor.pipeline import (
     IngestContext,
@@ -65,6 +65,10 @@ class PollStats:
     duration_ms: int = 0
     skipped: bool = False  # another worker held the folder's lease
     failed: str | None = None  # why the mailbox could not be polled at all (cannot connect)
+    # Filed mails the server refused to move (or flag): they stay in the folder, and each
+    # poll asks again (see Poller._tidy); `refused` is the server's last answer.
+    unmoved: int = 0
+    refused: str | None = None
     cases: list[str] = field(default_factory=list)
 
     def count(self, outcome: MailOutcome) -> None:
@@ -141,7 +145,7 @@ class Poller:
                 state.updated_at = self.clock()
             last_uid = state.last_uid
         ctx = self.runtime.ingest_context(mb, mb.folder, status.uidvalidity, self.clock)
-        stats.pending_finished = self._finish_pending(connection, ctx, last_uid)
+        stats.pending_finished = self._finish_pending(connection, ctx, last_uid, stats)
         new_uids = connection.uids_after(last_uid)
         if not new_uids:
             return
@@ -173,7 +177,7 @@ class Poller:
                 if progress:
                     progress(len(outcomes))
                 self.runtime.outbox_wake.set()
-                self._act_on_server(connection, outcomes)
+                self._act_on_server(connection, outcomes, stats)
                 failpoints.reach("after-move")
                 if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
                     return
@@ -290,17 +294,50 @@ class Poller:
         return MailOutcome(uid, "quarantined", reason=reason)
 
     # -- acting on the server ----------------------------------------------------------------------
-    def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome]) -> None:
+    def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome],
+                       stats: PollStats) -> None:
         quarantined = [o.uid for o in outcomes if o.outcome == "quarantined"]
         done = [o.uid for o in outcomes if o.outcome != "quarantined"]
-        connection.move(quarantined, self.mailbox.quarantine_folder)
+        quarantine, processed = self.mailbox.quarantine_folder, self.mailbox.processed_folder
+        self._tidy(stats, quarantined, quarantine,
+                   lambda: connection.move(quarantined, quarantine))
         if self.settings.processing.after_processing == "move":
-            connection.move(done, self.mailbox.processed_folder)
+            self._tidy(stats, done, processed, lambda: connection.move(done, processed))
         else:
-            connection.add_keyword(done, self.settings.processing.processed_flag)
+            flag = self.settings.processing.processed_flag
+            self._tidy(stats, done, None, lambda: connection.add_keyword(done, flag))
+
+    def _tidy(self, stats: PollStats, uids: list[int], folder: str | None,
+              action: Callable[[], None]) -> None:
+        """Move (or flag) filed mail; a server that refuses does not stop the poll.
+
+        The mails are committed and the cursor is past them, so leaving them in the folder
+        loses nothing and never files them twice; every poll asks again (_finish_pending).
+        What a refusal must not do is stop the filing: one folder the account may not write
+        to (an administrator's ACL, a shared mailbox, a full quota on a server that copies)
+        would otherwise hold every new complaint back until someone noticed. A lost
+        connection still ends the poll: nothing more can be done on it."""
+        if not uids:
+            return
+        try:
+            action()
+        except MailboxUnavailable:
+            raise
+        except MailboxError as exc:
+            stats.unmoved += len(uids)
+            if folder is None:
+                stats.refused = f"{exc}; {len(uids)} filed mails stay unmarked until it can"
+            else:
+                key = ("quarantine_folder" if folder == self.mailbox.quarantine_folder
+                       else "processed_folder")
+                stats.refused = (
+                    f"{exc}; {len(uids)} filed mails stay in {self.mailbox.folder!r} until it "
+                    f"can (hint: let the account add mail to {folder!r}, or name another "
+                    f"folder with [mailbox.{self.mailbox.name}] {key})")
+            log.warning("%s: %s", self.mailbox.name, stats.refused)
 
     def _finish_pending(self, connection: MailboxConnection, ctx: IngestContext,
-                        last_uid: int) -> int:
+                        last_uid: int, stats: PollStats) -> int:
         """Mail at or below the cursor is already committed: finish what a crash interrupted."""
         flag_mode = self.settings.processing.after_processing == "flag"
         pending = connection.uids_up_to(
@@ -321,9 +358,9 @@ class Poller:
             fetched = self._fetch(connection, ctx, (unknown, connection.sizes(unknown)))
             assert fetched is not None
             outcomes += self._ingest(connection, ctx, fetched)
-        log.info("%s: finishing %d mails committed before an interruption", ctx.mailbox.name,
-                 len(outcomes))
-        self._act_on_server(connection, outcomes)
+        log.info("%s: moving %d mails filed earlier (an interrupted poll, or a move the server "
+                 "refused)", ctx.mailbox.name, len(outcomes))
+        self._act_on_server(connection, outcomes, stats)
         return len(outcomes)
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -353,7 +390,8 @@ class Poller:
             run.finished_at = self.clock()
             run.fetched, run.stored = stats.fetched, stats.stored
             run.duplicates, run.quarantined = stats.duplicates, stats.quarantined
-            run.errors, run.duration_ms, run.last_error = stats.errors, stats.duration_ms, error
+            run.errors = stats.errors + (1 if stats.refused else 0)
+            run.duration_ms, run.last_error = stats.duration_ms, error or stats.refused
 
 
 def _contiguous_cursor(batch: Sequence[int], handled: set[int]) -> int:

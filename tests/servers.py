@@ -10,6 +10,8 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
     dovecot_without_idle     the second of those
     dovecot_inbox_prefix     session   every folder under "INBOX." with "." between levels,
                              as on cPanel, Courier and Cyrus (10148)
+    dovecot_acl    session   access control lists on: `set_rights` takes a right away from
+                             the account on one of its folders, as an administrator would (10149)
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -189,6 +191,7 @@ class DovecotServer:
     tls_port: int | None = None  # IMAPS; with it, the plain port offers STARTTLS
     capability: str | None = None  # announced after login instead of Dovecot's own list
     inbox_prefix: bool = False  # every folder under "INBOX.", as on cPanel and Courier
+    acl: bool = False  # access control lists on (see set_rights)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +207,7 @@ class DovecotServer:
         if self.capability is not None:
             env["DOVECOT_TEST_CAPABILITY"] = self.capability
         env["DOVECOT_TEST_INBOX_PREFIX"] = "1" if self.inbox_prefix else ""
+        env["DOVECOT_TEST_ACL"] = "1" if self.acl else ""
         result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
                                 capture_output=True, timeout=900)
         if result.returncode != 0:
@@ -232,6 +236,20 @@ class DovecotServer:
         doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
         subprocess.run([doveadm, "-c", str(self.state_dir / "dovecot.conf"), "kick", user],
                        check=True, capture_output=True, timeout=30)
+
+    def set_rights(self, user: str, folder: str, rights: str) -> None:
+        """What the account may do in one of its (existing) folders, as IMAP ACL rights
+        (RFC 4314: "lr" to see and read only, "lrwstipekxa" for all); on an `acl` instance.
+        Written as the folder's dovecot-acl file, which every new session reads."""
+        assert self.acl, "set_rights needs an instance started with acl=True"
+        directory = self.state_dir / "mail" / user / f".{folder}"
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{user} has no folder {folder!r} ({directory})")
+        acl_file = directory / "dovecot-acl"
+        acl_file.write_text(f"owner {rights}\n", encoding="ascii")
+        owner = directory.stat()
+        if os.geteuid() == 0:  # Dovecot reads it as the mail user
+            os.chown(acl_file, owner.st_uid, owner.st_gid)
 
     @property
     def ca_file(self) -> Path:
@@ -318,6 +336,16 @@ def dovecot_inbox_prefix() -> DovecotServer:
         host=LOOPBACK, port=10148,
         password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
         state_dir=Path("/tmp/complaints-dovecot-inbox-prefix"), inbox_prefix=True,
+    ))
+
+
+@pytest.fixture(scope="session")
+def dovecot_acl() -> DovecotServer:
+    """Dovecot where the account's rights on a folder can be taken away (see set_rights)."""
+    return _started(DovecotServer(
+        host=LOOPBACK, port=10149,
+        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
+        state_dir=Path("/tmp/complaints-dovecot-acl"), acl=True,
     ))
 
 

@@ -43,6 +43,9 @@ def print_stats(results: list[PollStats]) -> None:
         click.echo(f"{stats.mailbox}: fetched {stats.fetched}, stored {stats.stored}, "
                    f"duplicates {stats.duplicates}, ignored {stats.ignored}, "
                    f"quarantined {stats.quarantined}, {stats.duration_ms} ms")
+        if stats.refused:
+            click.echo(f"{stats.mailbox}: {stats.unmoved} filed mails left in place: "
+                       f"{stats.refused}")
 
 
 @click.command("poll")
@@ -64,9 +67,14 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
         sent = drain_once(runtime.engine, runtime.settings)
         click.echo(f"outbox: sent {sent.sent}, retrying {sent.retried}, failed {sent.failed}")
     failed = [stats.mailbox for stats in results if stats.failed]
+    refused = [stats.mailbox for stats in results if stats.refused]
     if failed:  # after the others and the outbox, so that cron still reports it
         click.echo(f"error: {len(failed)} mailbox(es) could not be polled: {', '.join(failed)}; "
                    "`complaints status` shows why", err=True)
+    if refused:  # the mail is filed; the server needs mending all the same
+        click.echo(f"error: the server refused to move filed mail in {', '.join(refused)}; "
+                   "see above, or `complaints status`", err=True)
+    if failed or refused:
         ctx.exit(1)
 
 
