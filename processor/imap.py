@@ -63,6 +63,18 @@ class FolderStatus:
     uidvalidity: int
     uidnext: int | None
     exists: int
+    # PERMANENTFLAGS as the server announced them; None when it did not (RFC 3501: then
+    # every flag is kept).
+    permanent_flags: tuple[str, ...] | None = None
+
+    def keeps_keyword(self, keyword: str) -> bool:
+        """Whether a keyword set on a mail here stays: the server lists it, or `\\*` (any new
+        keyword). Exchange keeps no keywords, nor does Dovecot for an account that may not
+        change flags (no ACL "w"); both still answer OK to the STORE, and drop it."""
+        if self.permanent_flags is None:
+            return True
+        kept = {flag.lower() for flag in self.permanent_flags}
+        return "\\*" in kept or keyword.lower() in kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,10 +295,14 @@ class MailboxConnection:
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, f"selecting {folder!r}") from None
         self.folder = folder
+        permanent = info.get(b"PERMANENTFLAGS")
         return FolderStatus(
             uidvalidity=int(info[b"UIDVALIDITY"]),
             uidnext=int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None,
             exists=int(info.get(b"EXISTS", 0)),
+            permanent_flags=None if permanent is None else tuple(
+                flag.decode("ascii", "replace") if isinstance(flag, bytes) else str(flag)
+                for flag in permanent),
         )
 
     # -- reading ----------------------------------------------------------------------------

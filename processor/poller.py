@@ -112,6 +112,8 @@ class Poller:
     def __post_init__(self) -> None:
         self.settings, self.engine = self.runtime.settings, self.runtime.engine
         self.store = self.runtime.store
+        # In flag mode: whether the folder keeps the processed keyword (see _poll).
+        self._unkept_keyword: str | None = None
 
     def poll(self, connection: MailboxConnection,
              on_backlog: Callable[[int], Progress | None] | None = None) -> PollStats:
@@ -134,6 +136,19 @@ class Poller:
         for folder in (mb.processed_folder, mb.quarantine_folder):
             connection.ensure_folder(folder)
         status = connection.select(mb.folder)
+        flag = self.settings.processing.processed_flag
+        self._unkept_keyword = None
+        if self.settings.processing.after_processing == "flag" and \
+                not status.keeps_keyword(flag):
+            # The server would answer OK to the STORE and drop the keyword, and the search
+            # for unmarked mail would then find every mail ever filed at each poll.
+            self._unkept_keyword = (
+                f"the server keeps no keyword {flag} in {mb.folder!r} (its PERMANENTFLAGS: "
+                f"{' '.join(status.permanent_flags or ()) or 'none'}), so filed mail stays "
+                "unmarked (hint: set [processing] after_processing = \"move\", or let the "
+                "account change flags in the folder)")
+            stats.refused = self._unkept_keyword
+            log.warning("%s: %s", mb.name, self._unkept_keyword)
         with session_scope(self.engine) as session:
             state = mailbox_state(session, mb.name, mb.folder, self.clock())
             if state.uidvalidity != status.uidvalidity:
@@ -303,6 +318,8 @@ class Poller:
                    lambda: connection.move(quarantined, quarantine))
         if self.settings.processing.after_processing == "move":
             self._tidy(stats, done, processed, lambda: connection.move(done, processed))
+        elif self._unkept_keyword is not None:
+            stats.unmoved += len(done)  # reported once per poll (see _poll)
         else:
             flag = self.settings.processing.processed_flag
             self._tidy(stats, done, None, lambda: connection.add_keyword(done, flag))
@@ -326,20 +343,23 @@ class Poller:
         except MailboxError as exc:
             stats.unmoved += len(uids)
             if folder is None:
-                stats.refused = f"{exc}; {len(uids)} filed mails stay unmarked until it can"
+                stats.refused = f"{exc}; they stay unmarked until the server allows it"
             else:
                 key = ("quarantine_folder" if folder == self.mailbox.quarantine_folder
                        else "processed_folder")
                 stats.refused = (
-                    f"{exc}; {len(uids)} filed mails stay in {self.mailbox.folder!r} until it "
-                    f"can (hint: let the account add mail to {folder!r}, or name another "
-                    f"folder with [mailbox.{self.mailbox.name}] {key})")
-            log.warning("%s: %s", self.mailbox.name, stats.refused)
+                    f"{exc}; they stay in {self.mailbox.folder!r} until the server allows it "
+                    f"(hint: let the account add mail to {folder!r}, or name another folder "
+                    f"with [mailbox.{self.mailbox.name}] {key})")
+            log.warning("%s: %d filed mails left in place: %s", self.mailbox.name, len(uids),
+                        stats.refused)
 
     def _finish_pending(self, connection: MailboxConnection, ctx: IngestContext,
                         last_uid: int, stats: PollStats) -> int:
         """Mail at or below the cursor is already committed: finish what a crash interrupted."""
         flag_mode = self.settings.processing.after_processing == "flag"
+        if flag_mode and self._unkept_keyword is not None:
+            return 0  # nothing can be marked; every filed mail would count as pending
         pending = connection.uids_up_to(
             last_uid, unflagged=self.settings.processing.processed_flag if flag_mode else None)
         if not pending:

@@ -242,7 +242,9 @@ class DovecotServer:
         (RFC 4314: "lr" to see and read only, "lrwstipekxa" for all); on an `acl` instance.
         Written as the folder's dovecot-acl file, which every new session reads."""
         assert self.acl, "set_rights needs an instance started with acl=True"
-        directory = self.state_dir / "mail" / user / f".{folder}"
+        directory = self.state_dir / "mail" / user
+        if folder.upper() != "INBOX":  # Maildir++: the INBOX is the top directory
+            directory /= f".{folder}"
         if not directory.is_dir():
             raise FileNotFoundError(f"{user} has no folder {folder!r} ({directory})")
         acl_file = directory / "dovecot-acl"

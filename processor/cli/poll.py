@@ -44,8 +44,8 @@ def print_stats(results: list[PollStats]) -> None:
                    f"duplicates {stats.duplicates}, ignored {stats.ignored}, "
                    f"quarantined {stats.quarantined}, {stats.duration_ms} ms")
         if stats.refused:
-            click.echo(f"{stats.mailbox}: {stats.unmoved} filed mails left in place: "
-                       f"{stats.refused}")
+            left = f"{stats.unmoved} filed mails left in place: " if stats.unmoved else ""
+            click.echo(f"{stats.mailbox}: {left}{stats.refused}")
 
 
 @click.command("poll")

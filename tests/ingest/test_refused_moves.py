@@ -67,6 +67,43 @@ def test_filing_goes_on_while_the_server_refuses_to_move_filed_mail(
     assert "errors 0" in status["last poll"], status
 
 
+def test_flag_mode_on_a_folder_that_keeps_no_keyword_says_so(
+    tmp_path: Path, sqlite_url: str, dovecot_acl: DovecotServer
+) -> None:
+    """Office 365 keeps no keyword of its own choosing in any folder, nor does Dovecot for an
+    account that may not change flags: both answer OK to the STORE and drop the keyword, so
+    "flag" mode marked nothing, said nothing, and counted every mail ever filed as still to
+    be marked at each poll. The folder's PERMANENTFLAGS tell beforehand."""
+    account = dovecot_acl.account()
+    mails = make_mails(3, seed=73)
+    account.append("INBOX", mails)
+    dovecot_acl.set_rights(account.user, "INBOX", "lrs")  # read, and mark read: no "w"
+    dep = Deployment(tmp_path, sqlite_url, {"complaints": (account, ["complaints@example.com"])},
+                     processing={"after_processing": "flag"}).write()
+    dep.upgrade()
+
+    result = dep.command(["poll", "--once"], account.password, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "complaints: fetched 3, stored 3" in result.stdout, result.stdout + result.stderr
+    assert ("3 filed mails left in place: the server keeps no keyword $Processed in 'INBOX' "
+            "(its PERMANENTFLAGS: \\Seen)") in result.stdout, result.stdout
+    assert 'after_processing = "move"' in result.stdout, result.stdout
+    again = dep.command(["poll", "--once"], account.password, check=False)
+    assert again.returncode == 1 and "complaints: fetched 0, stored 0" in again.stdout
+    assert "the server keeps no keyword" in again.stdout, again.stdout
+    assert "left in place" not in again.stdout  # nothing new; the mail is filed once
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == 3
+
+    dovecot_acl.set_rights(account.user, "INBOX", ALL_RIGHTS)
+    result = dep.command(["poll", "--once"], account.password)
+    assert "complaints: fetched 0, stored 0" in result.stdout, result.stdout
+    assert "keyword" not in result.stdout
+    with account.connect() as client:
+        client.select_folder("INBOX")
+        assert client.search(["UNKEYWORD", "$Processed"]) == []
+        assert len(client.search(["KEYWORD", "$Processed"])) == 3
+
+
 def test_a_long_backlog_of_filed_mail_moves_in_one_go(
     dovecot_acl: DovecotServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
