@@ -30,7 +30,7 @@ from typing import TypeVar
 from benchmarks.generate import iter_corpus
 from benchmarks.ingest import Throughput, measure_floor, measure_poll
 from benchmarks.latency import Latency, describe, idle_floor, measure_latency, percentile
-from benchmarks.memory import measure_big_attachment
+from benchmarks.memory import measure_big_attachment, measure_over_limit
 from benchmarks.services import Dovecot, postgres_database
 
 T = TypeVar("T")
@@ -48,6 +48,7 @@ class Report:
     postgres: Throughput | None = None
     small: Throughput | None = None
     big: Throughput | None = None
+    over_limit: Throughput | None = None
     idle: list[float] = field(default_factory=list)
     latency: Latency | None = None
     failures: list[str] = field(default_factory=list)
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-mails", type=int, default=200)
     parser.add_argument("--big-mb", type=int, default=30,
                         help="size of the one large attachment; 0 skips it (30)")
+    parser.add_argument("--over-limit-mb", type=int, default=100,
+                        help="size of one mail over the size limit, quarantined unparsed; 0 "
+                             "skips it (100)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 30 mails, 10 for RSS, 5 latency mails, 2 MB")
     parser.add_argument("--no-postgres", action="store_true")
@@ -81,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.small_n, args.latency_mails, args.big_mb = 30, 10, 5, 2
+        args.over_limit_mb = 3
     # SIGTERM unwinds like Ctrl-C, so the Maildirs, databases and Dovecot are still cleaned up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     dovecot = Dovecot.private()
@@ -135,6 +140,10 @@ def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
         report.big = report.attempt(f"one {args.big_mb} MB attachment",
                                     lambda: measure_big_attachment(dovecot, work / "big",
                                                                    args.big_mb))
+    if args.over_limit_mb:
+        report.over_limit = report.attempt(
+            f"one {args.over_limit_mb} MB mail over the size limit",
+            lambda: measure_over_limit(dovecot, work / "over", args.over_limit_mb))
     report.idle = report.attempt("IDLE notification floor", lambda: idle_floor(
         dovecot, min(IDLE_FLOOR_MAILS, max(args.latency_mails, 1)))) or []
     if args.latency_mails:
@@ -207,6 +216,10 @@ def render(report: Report, args: argparse.Namespace) -> str:
                      f"{report.big.peak_rss_mib:.0f} MiB ({report.big.seconds:.1f} s)",
                      _met(report.big.peak_rss_mib < 150, "< 150 MiB")
                      if args.big_mb >= 30 else "< 150 MiB at 30 MB"))
+    if report.over_limit:
+        rows.append((f"peak RSS, one {args.over_limit_mb} MB mail over the size limit",
+                     f"{report.over_limit.peak_rss_mib:.0f} MiB "
+                     f"({report.over_limit.seconds:.1f} s; quarantined unparsed)", ""))
     if report.idle:
         rows.append(("Dovecot IDLE notification alone",
                      f"p50 {percentile(report.idle, 50) * 1000:.0f} ms, p95 "

@@ -13,6 +13,7 @@ copy), which for a 41 MB mail is most of the memory `poll --once` needs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import imaplib
 import io
 import logging
@@ -24,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import IO, cast
 
 import imapclient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
@@ -75,6 +76,32 @@ class FolderStatus:
             return True
         kept = {flag.lower() for flag in self.permanent_flags}
         return "\\*" in kept or keyword.lower() in kept
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledMail:
+    """A mail fetched into a temporary file (MailboxConnection.fetch_spooled); closing it
+    removes the file."""
+
+    uid: int
+    file: IO[bytes]
+    size: int
+    sha256: str
+    internal_date: datetime | None
+
+    def chunks(self, piece: int = 1024 * 1024) -> Iterator[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(piece):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> SpooledMail:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +409,39 @@ class MailboxConnection:
                               internal_date=item.get(b"INTERNALDATE"))
 
     def _fetch_in_ranges(self, uid: int, size: int, piece: int) -> FetchedMail | None:
-        """One mail in ranges of `piece` bytes; None when it disappeared on the way.
+        """One mail in ranges of `piece` bytes; None when it disappeared on the way."""
+        with tempfile.TemporaryFile(prefix="complaints-fetch-") as spool:
+            found = self._spool(uid, size, piece, spool)
+            if found is None:
+                return None
+            spool.seek(0)
+            raw = spool.read()  # one bytes object of the file's size, read into in place
+        return FetchedMail(uid=uid, raw=raw, size=size, internal_date=found[1])
+
+    def fetch_spooled(self, uid: int) -> SpooledMail | None:
+        """One mail, in ranges, into a temporary file, hashed on the way: for a mail too large
+        to be held (one over the size limit, kept unparsed), which is then never in memory
+        whole. None when it is gone. The caller closes it (the file is then removed)."""
+        size = self.sizes([uid]).get(uid)
+        if size is None:
+            return None
+        spool = tempfile.TemporaryFile(prefix="complaints-fetch-")
+        try:
+            digest = hashlib.sha256()
+            found = self._spool(uid, size, self.settings.fetch_range_bytes or FETCH_BYTES,
+                                spool, digest)
+        except BaseException:
+            spool.close()
+            raise
+        if found is None:
+            spool.close()
+            return None
+        return SpooledMail(uid, spool, found[0], digest.hexdigest(), found[1])
+
+    def _spool(self, uid: int, size: int, piece: int, spool: IO[bytes],
+               digest: hashlib._Hash | None = None) -> tuple[int, datetime | None] | None:
+        """Write one mail to `spool` in ranges of `piece` bytes; its length and INTERNALDATE,
+        or None when it disappeared on the way.
 
         The end is where the server returns less than was asked for, not the size reported
         before: a mail is never cut short to a size someone said. Each range also asks for
@@ -390,40 +449,39 @@ class MailboxConnection:
         ranges is never returned as a stitched or truncated mail.
         """
         internal_date: datetime | None = None
-        with tempfile.TemporaryFile(prefix="complaints-fetch-") as spool:
-            offset = 0
-            while True:
-                items = [f"BODY.PEEK[]<{offset}.{piece}>".encode(), b"RFC822.SIZE"]
-                if offset == 0:
-                    items.append(b"INTERNALDATE")
-                try:
-                    item = self._client.fetch([uid], items).get(uid)
-                except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
-                    raise _translate(exc, f"fetching uid {uid} at byte {offset}") from None
-                chunk = item.get(b"BODY[]<%d>" % offset) if item is not None else None
-                if chunk is None:
-                    log.warning("%s: uid %s disappeared while it was being fetched (at byte %d "
-                                "of %d); left out", self.folder, uid, offset, size)
-                    return None
-                reported = int(item.get(b"RFC822.SIZE", size))  # type: ignore[union-attr]
-                if reported != size or len(chunk) > piece:
-                    raise MailboxError(
-                        f"uid {uid} in {self.folder!r} changed while it was being fetched "
-                        f"(size {size}, now {reported}; {len(chunk)} bytes for a range of "
-                        f"{piece}); not filed, the next poll fetches it again")
-                if offset == 0:
-                    internal_date = item.get(b"INTERNALDATE")  # type: ignore[union-attr]
-                spool.write(chunk)
-                offset += len(chunk)
-                if len(chunk) < piece:
-                    break
-                del chunk, item
-            if offset != size:
-                log.warning("%s: uid %s has %d bytes, the server said %d", self.folder, uid,
-                            offset, size)
-            spool.seek(0)
-            raw = spool.read()  # one bytes object of the file's size, read into in place
-        return FetchedMail(uid=uid, raw=raw, size=size, internal_date=internal_date)
+        offset = 0
+        while True:
+            items = [f"BODY.PEEK[]<{offset}.{piece}>".encode(), b"RFC822.SIZE"]
+            if offset == 0:
+                items.append(b"INTERNALDATE")
+            try:
+                item = self._client.fetch([uid], items).get(uid)
+            except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
+                raise _translate(exc, f"fetching uid {uid} at byte {offset}") from None
+            chunk = item.get(b"BODY[]<%d>" % offset) if item is not None else None
+            if chunk is None:
+                log.warning("%s: uid %s disappeared while it was being fetched (at byte %d "
+                            "of %d); left out", self.folder, uid, offset, size)
+                return None
+            reported = int(item.get(b"RFC822.SIZE", size))  # type: ignore[union-attr]
+            if reported != size or len(chunk) > piece:
+                raise MailboxError(
+                    f"uid {uid} in {self.folder!r} changed while it was being fetched "
+                    f"(size {size}, now {reported}; {len(chunk)} bytes for a range of "
+                    f"{piece}); not filed, the next poll fetches it again")
+            if offset == 0:
+                internal_date = item.get(b"INTERNALDATE")  # type: ignore[union-attr]
+            spool.write(chunk)
+            if digest is not None:
+                digest.update(chunk)
+            offset += len(chunk)
+            if len(chunk) < piece:
+                break
+            del chunk, item
+        if offset != size:
+            log.warning("%s: uid %s has %d bytes, the server said %d", self.folder, uid,
+                        offset, size)
+        return offset, internal_date
 
     # -- acting on committed mail ---------------------------------------------------------------
     def move(self, uids: Iterable[int], folder: str) -> None:

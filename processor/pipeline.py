@@ -204,10 +204,11 @@ def ingest_again(session: Session, store: BlobStore, ctx: IngestContext,
 
 
 def quarantine_mail(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
-                    *, stage: str, reason: str) -> Quarantine:
+                    *, stage: str, reason: str, raw_sha256: str | None = None) -> Quarantine:
     """Keep the raw bytes and the reason; the poller then moves the mail to the quarantine
-    folder. Used for mails that fail and for mails over the size limit (never parsed)."""
-    raw_sha = store.put(mail.raw) if mail.raw else None
+    folder. Used for mails that fail and for mails over the size limit (never parsed; their
+    bytes are already in the store, `raw_sha256`)."""
+    raw_sha = raw_sha256 or (store.put(mail.raw) if mail.raw else None)
     now = ctx.clock()
     with session.begin_nested():
         entry = Quarantine(mailbox=ctx.mailbox.name, folder=ctx.folder,

@@ -301,11 +301,21 @@ class Poller:
 
     def _quarantine_oversized(self, session: object, connection: MailboxConnection,
                               ctx: IngestContext, uid: int, size: int) -> MailOutcome:
-        mail = next(iter(connection.fetch([uid])), None) or FetchedMail(uid, b"", size, None)
+        """Kept unparsed, its bytes go from the server to the blob store through a temporary
+        file, never held whole: a mail of a gigabyte must not take the desk's memory with it
+        (and, killed for it, be fetched again at every start)."""
         reason = (f"mail of {size} bytes is over the limit of "
                   f"{self.settings.processing.max_message_bytes} bytes; kept unparsed")
         log.warning("%s: uid %s quarantined: %s", ctx.mailbox.name, uid, reason)
-        quarantine_mail(session, self.store, ctx, mail, stage="size-limit", reason=reason)  # type: ignore[arg-type]
+        raw_sha256 = None
+        spooled = connection.fetch_spooled(uid)
+        if spooled is not None:  # else gone meanwhile: the record stays, without the bytes
+            with spooled:
+                raw_sha256 = self.store.put_stream(spooled.chunks(), spooled.sha256,
+                                                   spooled.size)
+                size = spooled.size
+        quarantine_mail(session, self.store, ctx, FetchedMail(uid, b"", size, None),  # type: ignore[arg-type]
+                        stage="size-limit", reason=reason, raw_sha256=raw_sha256)
         return MailOutcome(uid, "quarantined", reason=reason)
 
     # -- acting on the server ----------------------------------------------------------------------

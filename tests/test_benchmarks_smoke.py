@@ -27,8 +27,9 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     for measure in ("floor: fetch only", "poll --once, SQLite", "peak RSS",
-                    "append → ack accepted"):
+                    "mail over the size limit", "append → ack accepted"):
         assert measure in done.stdout
+    assert "**failed**" not in done.stdout, done.stdout
     recorded = results.read_text(encoding="utf-8")
     assert "## Digest\n\nkept as it was" in recorded
     assert "## Run of " in recorded and "poll --once, SQLite" in recorded

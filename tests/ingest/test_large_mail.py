@@ -126,6 +126,57 @@ def test_a_12_mb_mail_polled_in_ranges_is_stored_byte_identical(
     dep.close()
 
 
+def test_a_mail_over_the_size_limit_is_kept_byte_identical_through_a_spool_file(
+    tmp_path: Path, sqlite_url: str, imap_account: ImapAccount
+) -> None:
+    """Over `max_message_bytes`, a mail is quarantined unparsed: its bytes go from the server
+    to the blob store through a temporary file, range by range (peak memory: benchmarks)."""
+    raw = large_mail(random_bytes(9 * 1024 * 1024, seed=13), "over")
+    dep = Deployment(tmp_path, sqlite_url,
+                     {"complaints": (imap_account, ["complaints@example.com"])},
+                     processing={"max_message_bytes": 2 * PIECE}).write()
+    dep.config_path.write_text(dep.config_path.read_text() + f"fetch_range_bytes = {PIECE}\n")
+    dep.upgrade()
+    imap_account.append("INBOX", [raw, large_mail(b"small", "small")])
+
+    result = dep.command(["poll", "--once"], imap_account.password)
+
+    assert "fetched 2, stored 1, duplicates 0, ignored 0, quarantined 1" in result.stdout
+    raw_sha = hashlib.sha256(raw).hexdigest()
+    assert dep.scalar("SELECT raw_sha256 FROM quarantine") == raw_sha
+    assert dep.scalar("SELECT size FROM quarantine") == len(raw)
+    assert dep.command_bytes(["quarantine", "show", "1", "--raw"], imap_account.password) == raw
+    assert imap_account.count("Quarantine") == 1 and imap_account.count("Processed") == 1
+    assert not list(Path(tmp_path / "data" / "blobs").rglob(".tmp-*"))
+    dep.close()
+
+
+def test_a_spooled_mail_is_the_servers_bytes_and_vanishes_with_its_file(
+    imap_account: ImapAccount, connection: MailboxConnection
+) -> None:
+    raw = large_mail(random_bytes(3 * PIECE, seed=14), "spooled")
+    deliver(imap_account, connection, [raw, large_mail(random_bytes(3 * PIECE, seed=15), "gone")])
+    calls = record_fetches(connection)
+
+    with connection.fetch_spooled(1) as spooled:  # type: ignore[union-attr]
+        assert (spooled.uid, spooled.size) == (1, len(raw))
+        assert spooled.sha256 == hashlib.sha256(raw).hexdigest()
+        assert b"".join(spooled.chunks(100_000)) == raw
+        assert all(len(piece) <= PIECE for piece in spooled.chunks(PIECE))
+        name = spooled.file.name
+    assert spooled.file.closed and len(ranges(calls)) == len(raw) // PIECE + 1  # in ranges
+    assert isinstance(name, int)  # an unnamed temporary file: nothing left on disk
+
+    def expunge_after_first_range(items: list[bytes], answer: dict) -> dict:  # type: ignore[type-arg]
+        if f"BODY.PEEK[]<0.{PIECE}>".encode() in items:
+            imap_account.expunge("INBOX", [2])
+        return answer
+
+    record_fetches(connection, expunge_after_first_range)
+    assert connection.fetch_spooled(2) is None
+    assert connection.fetch_spooled(99) is None
+
+
 def test_ranges_cover_the_mail_exactly_also_when_it_ends_on_a_range_boundary(
     imap_account: ImapAccount, connection: MailboxConnection
 ) -> None:
