@@ -144,6 +144,13 @@ class Deployment:
         with self._engine.connect() as conn:
             return conn.exec_driver_sql(sql).scalar()
 
+    def execute(self, sql: str) -> None:
+        """Change the database directly (a test that ages its records, say)."""
+        if self._engine is None:
+            self._engine = open_database(self.db_url)
+        with self._engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

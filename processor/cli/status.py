@@ -3,26 +3,40 @@ count; then the workers with their heartbeats."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from processor.cli.common import local_time, runtime_from
 from processor.db import session_scope
 from processor.db.leases import LeaseView, db_now, lease_views, workers
 from processor.db.models import MailboxState, PollRun, Quarantine
+from processor.health import check
 
 
 @click.command("status")
+@click.option("--check", is_flag=True,
+              help="Only what needs attention, for a monitoring system: exit 0 when all is "
+                   "well, 1 for a warning, 2 for a critical problem.")
+@click.option("--max-age", "max_age_minutes", type=click.IntRange(min=1), default=60,
+              show_default=True, help="With --check: a mailbox not polled for this many "
+                                      "minutes is a critical problem.")
 @click.pass_context
-def status_command(ctx: click.Context) -> None:
+def status_command(ctx: click.Context, check: bool, max_age_minutes: int) -> None:
     """Show, per mailbox, which worker polls it, what the last poll did, the last error and
     the quarantine count; then every worker and its last heartbeat.
 
     \b
     Example:
       complaints status
+      complaints status --check --max-age 30
     """
     runtime = runtime_from(ctx)
+    if check:
+        _check(ctx, runtime.engine, [m.name for m in runtime.settings.mailboxes],
+               timedelta(minutes=max_age_minutes))
+        return
     with session_scope(runtime.engine) as session:
         held = dict(session.execute(
             select(Quarantine.mailbox, func.count()).where(Quarantine.status == "held")
@@ -72,6 +86,20 @@ def status_command(ctx: click.Context) -> None:
 
 
 SHOW_STOPPED = 5
+
+
+def _check(ctx: click.Context, engine: Engine, mailboxes: list[str],
+           max_age: timedelta) -> None:
+    with session_scope(engine) as session:
+        findings = check(session, mailboxes, db_now(session), max_age)
+    if not findings:
+        click.echo(f"OK: {len(mailboxes)} mailbox(es) polled without error in the last "
+                   f"{max_age.total_seconds() / 60:.0f} minutes; nothing stuck in the outbox "
+                   "or held in the quarantine")
+        return
+    for finding in findings:
+        click.echo(f"{finding.level.upper()} {finding.subject}: {finding.text}")
+    ctx.exit(2 if any(f.level == "critical" for f in findings) else 1)
 
 
 def _holder(view: LeaseView | None) -> str:

@@ -55,6 +55,8 @@ def test_filing_goes_on_while_the_server_refuses_to_move_filed_mail(
     status = _status_of(dep.command(["status"], account.password).stdout, "complaints")
     assert "NOPERM" in status["last error"], status
     assert "errors 1" in status["last poll"], status
+    check = dep.command(["status", "--check"], account.password, check=False)
+    assert check.returncode == 2 and "NOPERM" in check.stdout, check.stdout
 
     dovecot_acl.set_rights(account.user, "Processed", ALL_RIGHTS)
     result = dep.command(["poll", "--once"], account.password)
@@ -65,6 +67,8 @@ def test_filing_goes_on_while_the_server_refuses_to_move_filed_mail(
     assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == 5
     status = _status_of(dep.command(["status"], account.password).stdout, "complaints")
     assert "errors 0" in status["last poll"], status
+    check = dep.command(["status", "--check"], account.password, check=False)
+    assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
 
 
 def test_flag_mode_on_a_folder_that_keeps_no_keyword_says_so(
