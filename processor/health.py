@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from processor.db.models import OutboxMail, PollRun, Quarantine
+from processor.db.models import OutboxMail, PollRun, Quarantine, Suppression
 
 Level = Literal["warning", "critical"]
 
@@ -37,8 +37,9 @@ class Finding:
 def check(session: Session, mailboxes: Sequence[str], now: datetime,
           max_poll_age: timedelta) -> list[Finding]:
     """What needs attention, critical first: a mailbox whose last poll failed or that has not
-    been polled within `max_poll_age` (critical); outgoing mail stuck or failed for good, and
-    mail held in the quarantine (warning)."""
+    been polled within `max_poll_age` (critical); outgoing mail stuck or failed for good
+    (but automatic mail to an address that does not exist), and mail held in the quarantine
+    (warning)."""
     findings = [finding for name in mailboxes
                 if (finding := _mailbox(session, name, now, max_poll_age)) is not None]
     findings += _outbox(session, now)
@@ -77,9 +78,13 @@ def _outbox(session: Session, now: datetime) -> list[Finding]:
         findings.append(Finding(
             "warning", "outbox", f"{stuck[0]} mails queued since {_when(stuck[1])} or earlier"
             + (f" (last error: {error})" if error else "") + " (complaints outbox list)"))
+    # An acknowledgement to an address that does not exist is a complainant's typo, not the
+    # desk's trouble: the sender already suppressed the address (processor.outbox).
     failed = session.scalar(
-        select(func.count()).where(OutboxMail.status == "failed",
-                                   OutboxMail.created_at >= now - RECENT_FAILURES)) or 0
+        select(func.count()).where(
+            OutboxMail.status == "failed", OutboxMail.created_at >= now - RECENT_FAILURES,
+            ~(OutboxMail.automatic & OutboxMail.recipient.in_(select(Suppression.address))))
+    ) or 0
     if failed:
         findings.append(Finding("warning", "outbox",
                                 f"{failed} mails failed for good in the last day "

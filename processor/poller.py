@@ -366,7 +366,8 @@ class Poller:
 
     def _finish_pending(self, connection: MailboxConnection, ctx: IngestContext,
                         last_uid: int, stats: PollStats) -> int:
-        """Mail at or below the cursor is already committed: finish what a crash interrupted."""
+        """Mail at or below the cursor is already committed: move (or flag) what a crash
+        interrupted, or what the server refused before (see _tidy)."""
         flag_mode = self.settings.processing.after_processing == "flag"
         if flag_mode and self._unkept_keyword is not None:
             return 0  # nothing can be marked; every filed mail would count as pending

@@ -8,8 +8,8 @@ recorded times in the database.
 from __future__ import annotations
 
 from tests.deployment import Deployment
-from tests.mailgen import make_mails
-from tests.servers import ImapAccount, free_port
+from tests.mailgen import make_mail, make_mails
+from tests.servers import ImapAccount, SmtpSink, free_port
 
 NO_SENDER = b"Subject: who am I\r\nTo: complaints@example.com\r\n\r\nno From header\r\n"
 
@@ -71,3 +71,25 @@ def test_a_failing_mailbox_and_a_refused_acknowledgement_are_reported(
     assert code == 2, out
     assert out.startswith("CRITICAL complaints: the last poll") and "failed:" in out, out
     assert "WARNING outbox" in out
+
+
+def test_an_acknowledgement_to_an_address_that_does_not_exist_is_no_alarm(
+    deployment: Deployment, imap_account: ImapAccount, smtp_server: SmtpSink
+) -> None:
+    """Complainants mistype their addresses: such a bounce is their affair (the address is
+    suppressed), while a mail the server refuses for its own reasons is the desk's."""
+    deployment.use_smtp(smtp_server.host, smtp_server.port)
+    smtp_server.fail_next(550, "5.1.1 <nobody@example.org>: no such user", at="rcpt")
+    imap_account.append("INBOX", make_mails(1, seed=83))
+    deployment.command(["poll", "--once"], imap_account.password)
+    assert deployment.scalar("SELECT status FROM outbox") == "failed"
+    code, out = check(deployment, imap_account)
+    assert code == 0, out
+
+    smtp_server.fail_next(554, "5.7.1 relaying denied", at="rcpt")
+    imap_account.append("INBOX", [make_mail(1, seed=84)])  # another complainant
+    deployment.command(["poll", "--once"], imap_account.password)
+    assert deployment.scalar("SELECT count(*) FROM outbox WHERE status = 'failed'") == 2
+    code, out = check(deployment, imap_account)
+    assert (code, out.strip()) == (
+        1, "WARNING outbox: 1 mails failed for good in the last day (complaints outbox list)")
