@@ -28,7 +28,7 @@ ENV_PREFIX = "COMPLAINTS_"
 MIN_FETCH_RANGE_BYTES = 64 * 1024
 
 TlsMode = Literal["implicit", "starttls", "none"]
-AfterProcessing = Literal["move", "flag"]
+AfterProcessing = Literal["move", "flag", "leave"]
 
 
 class Secret(str):

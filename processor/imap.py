@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import IO, cast
 
 import imapclient
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, IMAPClientReadOnlyError
 
 from processor import __version__
 from processor.config import MailboxSettings
@@ -67,6 +67,7 @@ class FolderStatus:
     # PERMANENTFLAGS as the server announced them; None when it did not (RFC 3501: then
     # every flag is kept).
     permanent_flags: tuple[str, ...] | None = None
+    read_only: bool = False  # opened read-only: by EXAMINE, or because the server would not
 
     def keeps_keyword(self, keyword: str) -> bool:
         """Whether a keyword set on a mail here stays: the server lists it, or `\\*` (any new
@@ -306,19 +307,17 @@ class MailboxConnection:
             return prefix + folder
         return folder
 
-    def select(self, folder: str) -> FolderStatus:
-        """Select the monitored folder; "Complaints" is also found as "INBOX.Complaints" on a
-        server that keeps every folder under that prefix (see ensure_folder)."""
+    def select(self, folder: str, readonly: bool = False) -> FolderStatus:
+        """Select the monitored folder (EXAMINE with `readonly`); "Complaints" is also found as
+        "INBOX.Complaints" on a server that keeps every folder under that prefix (see
+        ensure_folder). A folder the server opens read-only (the account may read it, not
+        change it: a shared mailbox) is opened so, and its status says it is."""
+        read_only = readonly
         try:
             try:
-                info = self._client.select_folder(folder)
-            except IMAPClientAbortError:
-                raise
-            except IMAPClientError:
-                path = self._under_personal_namespace(folder)
-                if path == folder or not self._client.folder_exists(path):
-                    raise
-                info = self._client.select_folder(path)
+                info = self._select(folder, readonly)
+            except IMAPClientReadOnlyError:  # imaplib's SELECT answered OK [READ-ONLY]
+                info, read_only = self._select(folder, True), True
         except (IMAPClientError, OSError, EOFError, ssl.SSLError) as exc:
             raise _translate(exc, f"selecting {folder!r}") from None
         self.folder = folder
@@ -330,7 +329,19 @@ class MailboxConnection:
             permanent_flags=None if permanent is None else tuple(
                 flag.decode("ascii", "replace") if isinstance(flag, bytes) else str(flag)
                 for flag in permanent),
+            read_only=read_only,
         )
+
+    def _select(self, folder: str, readonly: bool) -> dict:  # type: ignore[type-arg]
+        try:
+            return self._client.select_folder(folder, readonly=readonly)  # type: ignore[no-any-return]
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            path = self._under_personal_namespace(folder)
+            if path == folder or not self._client.folder_exists(path):
+                raise
+            return self._client.select_folder(path, readonly=readonly)  # type: ignore[no-any-return]
 
     # -- reading ----------------------------------------------------------------------------
     def uids_after(self, last_uid: int) -> list[int]:

@@ -25,7 +25,7 @@ from processor.db import conflicts_as, session_scope
 from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
 from processor.errors import ConcurrentWrite, LeaseLost, MailboxError, MailboxUnavailable
-from processor.imap import FetchedMail, MailboxConnection
+from processor.imap import FetchedMail, FolderStatus, MailboxConnection
 from processor.pipeline import (
     IngestContext,
     MailOutcome,
@@ -112,8 +112,8 @@ class Poller:
     def __post_init__(self) -> None:
         self.settings, self.engine = self.runtime.settings, self.runtime.engine
         self.store = self.runtime.store
-        # In flag mode: whether the folder keeps the processed keyword (see _poll).
-        self._unkept_keyword: str | None = None
+        # Why filed mail can be neither moved nor marked in this poll, if it cannot (_poll).
+        self._untouchable: str | None = None
 
     def poll(self, connection: MailboxConnection,
              on_backlog: Callable[[int], Progress | None] | None = None) -> PollStats:
@@ -133,22 +133,19 @@ class Poller:
     def _poll(self, connection: MailboxConnection, stats: PollStats,
               on_backlog: Callable[[int], Progress | None] | None) -> None:
         mb = self.mailbox
-        for folder in (mb.processed_folder, mb.quarantine_folder):
-            connection.ensure_folder(folder)
-        status = connection.select(mb.folder)
-        flag = self.settings.processing.processed_flag
-        self._unkept_keyword = None
-        if self.settings.processing.after_processing == "flag" and \
-                not status.keeps_keyword(flag):
-            # The server would answer OK to the STORE and drop the keyword, and the search
-            # for unmarked mail would then find every mail ever filed at each poll.
-            self._unkept_keyword = (
-                f"the server keeps no keyword {flag} in {mb.folder!r} (its PERMANENTFLAGS: "
-                f"{' '.join(status.permanent_flags or ()) or 'none'}), so filed mail stays "
-                "unmarked (hint: set [processing] after_processing = \"move\", or let the "
-                "account change flags in the folder)")
-            stats.refused = self._unkept_keyword
-            log.warning("%s: %s", mb.name, self._unkept_keyword)
+        leave = self.settings.processing.after_processing == "leave"
+        for folder in () if leave else (mb.processed_folder, mb.quarantine_folder):
+            try:
+                connection.ensure_folder(folder)
+            except MailboxUnavailable:
+                raise
+            except MailboxError as exc:  # moving there is refused too: mail is filed all the same
+                self._refused(stats, exc, folder)
+        status = connection.select(mb.folder, readonly=leave)
+        self._untouchable = None if leave else self._why_untouchable(status)
+        if self._untouchable is not None:
+            stats.refused = self._untouchable
+            log.warning("%s: %s", mb.name, self._untouchable)
         with session_scope(self.engine) as session:
             state = mailbox_state(session, mb.name, mb.folder, self.clock())
             if state.uidvalidity != status.uidvalidity:
@@ -199,6 +196,26 @@ class Poller:
         finally:
             for fetched in queued:  # not filed: the files their workers wrote go too
                 fetched.prepared.cancel()
+
+    def _why_untouchable(self, status: FolderStatus) -> str | None:
+        """Why nothing filed can be moved or marked in this folder, asked before trying: the
+        server would refuse every move of a folder it opened read-only, and in flag mode
+        would answer OK to the STORE of a keyword it does not keep, and drop it. Then the
+        search for mail still to move or mark would find every mail ever filed, each poll."""
+        folder, flag = self.mailbox.folder, self.settings.processing.processed_flag
+        hint = ('(hint: set [processing] after_processing = "leave" to say so, or let the '
+                'account change the folder)')
+        if status.read_only:
+            return (f"the server lets the account only read {folder!r} (it opened it "
+                    f"read-only), so filed mail stays there, unmoved and unmarked {hint}")
+        if self.settings.processing.after_processing == "flag" and \
+                not status.keeps_keyword(flag):
+            kept = " ".join(status.permanent_flags or ()) or "none"
+            return (f"the server keeps no keyword {flag} in {folder!r} (its PERMANENTFLAGS: "
+                    f"{kept}), so filed mail stays unmarked (hint: set [processing] "
+                    'after_processing = "move", or "leave" to say so, or let the account '
+                    "change flags in the folder)")
+        return None
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, connection: MailboxConnection,
@@ -321,6 +338,11 @@ class Poller:
     # -- acting on the server ----------------------------------------------------------------------
     def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome],
                        stats: PollStats) -> None:
+        if self.settings.processing.after_processing == "leave":
+            return  # read-only access: the cursor alone keeps filed mail from coming back
+        if self._untouchable is not None:
+            stats.unmoved += len(outcomes)  # reported once per poll (see _poll)
+            return
         quarantined = [o.uid for o in outcomes if o.outcome == "quarantined"]
         done = [o.uid for o in outcomes if o.outcome != "quarantined"]
         quarantine, processed = self.mailbox.quarantine_folder, self.mailbox.processed_folder
@@ -328,8 +350,6 @@ class Poller:
                    lambda: connection.move(quarantined, quarantine))
         if self.settings.processing.after_processing == "move":
             self._tidy(stats, done, processed, lambda: connection.move(done, processed))
-        elif self._unkept_keyword is not None:
-            stats.unmoved += len(done)  # reported once per poll (see _poll)
         else:
             flag = self.settings.processing.processed_flag
             self._tidy(stats, done, None, lambda: connection.add_keyword(done, flag))
@@ -352,25 +372,30 @@ class Poller:
             raise
         except MailboxError as exc:
             stats.unmoved += len(uids)
-            if folder is None:
-                stats.refused = f"{exc}; they stay unmarked until the server allows it"
-            else:
-                key = ("quarantine_folder" if folder == self.mailbox.quarantine_folder
-                       else "processed_folder")
-                stats.refused = (
-                    f"{exc}; they stay in {self.mailbox.folder!r} until the server allows it "
-                    f"(hint: let the account add mail to {folder!r}, or name another folder "
-                    f"with [mailbox.{self.mailbox.name}] {key})")
-            log.warning("%s: %d filed mails left in place: %s", self.mailbox.name, len(uids),
-                        stats.refused)
+            self._refused(stats, exc, folder)
+
+    def _refused(self, stats: PollStats, exc: MailboxError, folder: str | None) -> None:
+        """Record (for the poll's record and its output) what the server refused, and how the
+        mail stays: `folder` is where it was to go, None for the processed keyword."""
+        if folder is None:
+            stats.refused = f"{exc}; filed mail stays unmarked until the server allows it"
+        else:
+            key = ("quarantine_folder" if folder == self.mailbox.quarantine_folder
+                   else "processed_folder")
+            stats.refused = (
+                f"{exc}; filed mail stays in {self.mailbox.folder!r} until the server allows "
+                f"it (hint: let the account add mail to {folder!r}, name another folder with "
+                f"[mailbox.{self.mailbox.name}] {key}, or, for an account that may only "
+                'read, set [processing] after_processing = "leave")')
+        log.warning("%s: %s", self.mailbox.name, stats.refused)
 
     def _finish_pending(self, connection: MailboxConnection, ctx: IngestContext,
                         last_uid: int, stats: PollStats) -> int:
         """Mail at or below the cursor is already committed: move (or flag) what a crash
         interrupted, or what the server refused before (see _tidy)."""
         flag_mode = self.settings.processing.after_processing == "flag"
-        if flag_mode and self._unkept_keyword is not None:
-            return 0  # nothing can be marked; every filed mail would count as pending
+        if self.settings.processing.after_processing == "leave" or self._untouchable:
+            return 0  # nothing to do, or nothing can be done (see _why_untouchable)
         pending = connection.uids_up_to(
             last_uid, unflagged=self.settings.processing.processed_flag if flag_mode else None)
         if not pending:

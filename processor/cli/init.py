@@ -24,7 +24,8 @@ batch_size = 200                 # mails fetched and committed per transaction
 poll_interval_seconds = 60       # when the server has no IDLE
 idle_timeout_seconds = 1500      # re-issue IDLE at least this often (RFC 2177: < 29 min)
 max_message_bytes = 26214400     # larger mails are quarantined unparsed (25 MB)
-after_processing = "move"        # "move" to processed_folder, or "flag" with processed_flag
+after_processing = "move"        # "move" to processed_folder, "flag" with processed_flag,
+                                 # or "leave" (read-only access: nothing changed on the server)
 processed_flag = "$Processed"
 case_prefix = "C-"
 case_width = 6                   # C-000001

@@ -108,6 +108,58 @@ def test_flag_mode_on_a_folder_that_keeps_no_keyword_says_so(
         assert len(client.search(["KEYWORD", "$Processed"])) == 3
 
 
+def test_a_mailbox_the_account_may_only_read_is_filed_and_leave_mode_says_so(
+    tmp_path: Path, sqlite_url: str, dovecot_acl: DovecotServer
+) -> None:
+    """A shared or journal mailbox the desk may only read. The server opens it read-only
+    (imaplib took that for a lost connection, and every poll failed); the desk files it all
+    the same and says nothing can be moved, until after_processing = "leave" says that is
+    meant: then it changes nothing on the server, creates no folder, and files each mail once,
+    by the cursor."""
+    account = dovecot_acl.account()
+    account.append("INBOX", make_mails(3, seed=74))
+    dovecot_acl.set_rights(account.user, "INBOX", READ_ONLY)
+    dep = Deployment(tmp_path, sqlite_url, {"complaints": (account, ["complaints@example.com"])}
+                     ).write()
+    dep.upgrade()
+
+    result = dep.command(["poll", "--once"], account.password, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "complaints: fetched 3, stored 3" in result.stdout, result.stdout + result.stderr
+    assert "3 filed mails left in place: the server lets the account only read 'INBOX'" in \
+        result.stdout, result.stdout
+    assert "connection lost" not in result.stdout + result.stderr
+
+    other = dovecot_acl.account()  # a read-only mailbox of its own: no folder made in it
+    other.append("INBOX", make_mails(2, seed=75))
+    dovecot_acl.set_rights(other.user, "INBOX", READ_ONLY)
+    (tmp_path / "leave").mkdir()
+    dep = Deployment(tmp_path / "leave", f"sqlite:///{tmp_path / 'leave.sqlite3'}",
+                     {"complaints": (other, ["complaints@example.com"])},
+                     processing={"after_processing": "leave"}).write()
+    dep.upgrade()
+    result = dep.command(["poll", "--once"], other.password)
+    assert "fetched 2, stored 2" in result.stdout, result.stdout + result.stderr
+    assert "left in place" not in result.stdout and "WARNING" not in result.stderr
+    again = dep.command(["poll", "--once"], other.password)
+    assert "fetched 0, stored 0" in again.stdout, again.stdout
+    with other.connect() as client:
+        assert [name for _, _, name in client.list_folders()] == ["INBOX"]
+        client.select_folder("INBOX", readonly=True)
+        flags = client.get_flags(client.search("ALL"))
+        assert len(flags) == 2, flags
+        assert not any(set(f) & {b"\\Seen", b"$Processed"} for f in flags.values()), flags
+    check = dep.command(["status", "--check"], other.password, check=False)
+    assert check.returncode == 0, check.stdout
+
+    dovecot_acl.set_rights(other.user, "INBOX", ALL_RIGHTS)  # to deliver the next one
+    other.append("INBOX", make_mails(1, seed=76))
+    dovecot_acl.set_rights(other.user, "INBOX", READ_ONLY)
+    result = dep.command(["poll", "--once"], other.password)
+    assert "fetched 1, stored 1" in result.stdout, result.stdout
+    assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == 3
+
+
 def test_a_long_backlog_of_filed_mail_moves_in_one_go(
     dovecot_acl: DovecotServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
