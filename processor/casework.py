@@ -509,9 +509,10 @@ def _notify_follow_up(session: Session, store: BlobStore, ctx: IngestContext, ca
     to = [case.assignee] if case.assignee and "@" in case.assignee else list(staff.notify)
     if not to or ctx.renderer is None:
         return
-    context = {"who": sender, "case_ref": case.reference, "status": case.status,
-               "priority": case.priority, "subject": message.subject, "text": message.new_text,
-               "attachments": [a.as_json() for a in message.attachments]}
+    context: dict[str, object] = {
+        "who": sender, "case_ref": case.reference, "status": case.status,
+        "priority": case.priority, "subject": message.subject, "text": message.new_text,
+        "attachments": [a.as_json() for a in message.attachments]}
     _queue_to_staff(session, store, ctx, case, to, "staff-follow-up", context, now,
                     kind="staff-follow-up")
 
@@ -555,8 +556,8 @@ def _desk_address(ctx: IngestContext, case: Case) -> str:
 
 
 def _suppressed(session: Session, address: str, now: datetime) -> bool:
-    return session.scalar(select(func.count()).select_from(Suppression).where(
-        Suppression.address == address.lower(), Suppression.until > now)) > 0
+    return (session.scalar(select(func.count()).select_from(Suppression).where(
+        Suppression.address == address.lower(), Suppression.until > now)) or 0) > 0
 
 
 def record_outgoing(session: Session, store: BlobStore, case: Case, outgoing: EmailMessage,

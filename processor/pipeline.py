@@ -427,9 +427,11 @@ def _apply_classification(session: Session, case: Case, classification: Classifi
     case.assignee = classification.assignee
     result = classification.as_json()
     case.details = {"details": result.get("details", {}), "missing": result.get("missing", [])}
+    matched = result.get("matched", [])
     add_event(session, case, "classified", at=now, message=message,
               category=case.category, priority=case.priority, sla_hours=case.sla_hours,
-              tags=case.tags, rules=[m.get("rule") for m in result.get("matched", [])
+              tags=case.tags, rules=[m.get("rule") for m in
+                                     (matched if isinstance(matched, list) else [])
                                      if isinstance(m, dict)])
 
 

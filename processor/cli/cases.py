@@ -107,7 +107,8 @@ def case_show_command(ctx: click.Context, reference: str, as_json: bool) -> None
     click.echo(f"  category {case['category'] or '-'}, priority {case['priority']}, "
                f"tags {', '.join(case['tags']) or '-'}, assignee "  # type: ignore[arg-type]
                f"{case['assignee'] or '-'}")
-    for link in case.get("links") or []:  # type: ignore[union-attr]
+    links = case.get("links")
+    for link in links if isinstance(links, list) else []:
         click.echo(f"  {link['relation']}: {link['reference']} [{link['status']}]")
     details = case.get("details") or {}
     if isinstance(details, dict) and details.get("details"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -72,7 +73,9 @@ def quarantine_show(ctx: click.Context, entry_id: int, raw: bool) -> None:
         if raw:
             if not q.raw_sha256:
                 raise NotFound(f"entry {entry_id} has no stored bytes")
-            click.get_binary_stream("stdout").write(runtime.store.get(q.raw_sha256))
+            # click.get_binary_stream is deprecated (gone in Click 9): the standard buffer.
+            sys.stdout.buffer.write(runtime.store.get(q.raw_sha256))
+            sys.stdout.buffer.flush()
             return
         click.echo(f"entry      {q.id} ({q.status})")
         click.echo(f"received   {local_time(q.created_at)} from {q.mailbox}/{q.folder} "

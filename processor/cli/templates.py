@@ -61,7 +61,9 @@ def templates_preview(ctx: click.Context, name: str, reference: str, lang: str |
         category = case.category or "other"
         sla = case.sla_hours or 48
         due = (case.first_response_due_at or case.opened_at + timedelta(hours=sla))
-        details = (case.details or {}).get("details", {})
+        stored = case.details or {}
+        details = stored.get("details")
+        missing = stored.get("missing")
         context = {
             **ack_context(
                 case_ref=case.reference, subject=case.subject,
@@ -69,10 +71,11 @@ def templates_preview(ctx: click.Context, name: str, reference: str, lang: str |
                                 if runtime.rules else category),
                 first_answer_by=format_when(
                     due.astimezone(ZoneInfo(runtime.settings.ack.timezone)), language),
-                sla_hours=sla, missing=(case.details or {}).get("missing", [])),
+                sla_hours=sla, missing=list(missing) if isinstance(missing, list) else []),
             "priority": case.priority, "status": case.status,
             "complainant": {"name": case.complainant_name, "address": case.complainant_address},
-            "details": {k: ", ".join(v) for k, v in details.items() if v},
+            "details": ({k: ", ".join(v) for k, v in details.items() if v}
+                        if isinstance(details, dict) else {}),
             "attachments": [], "text": "(the complaint text appears here)",
         }
     body = runtime.renderer.render_pair(name, language, context)
