@@ -8,6 +8,7 @@ the limit, kept unparsed in the quarantine, which must not be held whole either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.generate import big_attachment_mail
@@ -16,37 +17,32 @@ from benchmarks.services import Dovecot
 
 
 def measure_big_attachment(dovecot: Dovecot, root: Path, megabytes: int) -> Throughput:
-    user = dovecot.new_user("benchbig")
-    try:
-        raw = big_attachment_mail(megabytes)
-        size = len(raw)
-        dovecot.load(user, [raw])
-        del raw
-        root.mkdir(parents=True, exist_ok=True)
-        result = measure_poll(dovecot, user, f"sqlite:///{root / 'desk.sqlite3'}", root,
-                              f"{megabytes} MB attachment", 1,
-                              max_message_bytes=max(2 * size, 25 * 1024 * 1024))
-    finally:
-        dovecot.drop_user(user)
-    if "stored 1" not in result.detail:
-        raise RuntimeError(f"the {megabytes} MB mail was not stored: {result.detail}")
-    return result
+    return _one_big_mail(dovecot, root, megabytes, f"{megabytes} MB attachment", "stored 1",
+                         lambda size: max(2 * size, 25 * 1024 * 1024))
 
 
 def measure_over_limit(dovecot: Dovecot, root: Path, megabytes: int) -> Throughput:
     """One mail of about `megabytes` MB over `max_message_bytes`: quarantined unparsed."""
-    user = dovecot.new_user("benchover")
+    return _one_big_mail(dovecot, root, max(1, round(megabytes / 1.37)),
+                         f"{megabytes} MB over the limit", "quarantined 1",
+                         lambda size: min(size // 2, 25 * 1024 * 1024))
+
+
+def _one_big_mail(dovecot: Dovecot, root: Path, attachment_mb: int, label: str,
+                  expected: str, limit: Callable[[int], int]) -> Throughput:
+    """`poll --once` of one mail with an `attachment_mb` attachment, under the size limit
+    `limit(size of the mail)`; `expected` is what its output must say it did."""
+    user = dovecot.new_user("benchbig")
     try:
-        raw = big_attachment_mail(max(1, round(megabytes / 1.37)))
+        raw = big_attachment_mail(attachment_mb)
         size = len(raw)
         dovecot.load(user, [raw])
         del raw
         root.mkdir(parents=True, exist_ok=True)
-        result = measure_poll(dovecot, user, f"sqlite:///{root / 'desk.sqlite3'}", root,
-                              f"{megabytes} MB over the limit", 1,
-                              max_message_bytes=min(size // 2, 25 * 1024 * 1024))
+        result = measure_poll(dovecot, user, f"sqlite:///{root / 'desk.sqlite3'}", root, label,
+                              1, max_message_bytes=limit(size))
     finally:
         dovecot.drop_user(user)
-    if "quarantined 1" not in result.detail:
-        raise RuntimeError(f"the {megabytes} MB mail was not quarantined: {result.detail}")
+    if expected not in result.detail:
+        raise RuntimeError(f"the {label} mail: expected {expected!r}, got {result.detail}")
     return result

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -313,10 +314,15 @@ OLDER_SERVERS = {
 
 def _older_dovecot(name: str) -> DovecotServer:
     port, capability = OLDER_SERVERS[name]
+    return _further_dovecot(port, name, capability=capability)
+
+
+def _further_dovecot(port: int, name: str, **kind: Any) -> DovecotServer:
+    """Another instance, of a `kind` of its own (DovecotServer's fields), on `port`."""
     return _started(DovecotServer(
         host=LOOPBACK, port=port,
         password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
-        state_dir=Path(f"/tmp/complaints-dovecot-{name}"), capability=capability,
+        state_dir=Path(f"/tmp/complaints-dovecot-{name}"), **kind,
     ))
 
 
@@ -334,21 +340,13 @@ def dovecot_without_idle() -> DovecotServer:
 @pytest.fixture(scope="session")
 def dovecot_inbox_prefix() -> DovecotServer:
     """Dovecot laid out as cPanel's and Courier's servers are: folders only under "INBOX."."""
-    return _started(DovecotServer(
-        host=LOOPBACK, port=10148,
-        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
-        state_dir=Path("/tmp/complaints-dovecot-inbox-prefix"), inbox_prefix=True,
-    ))
+    return _further_dovecot(10148, "inbox-prefix", inbox_prefix=True)
 
 
 @pytest.fixture(scope="session")
 def dovecot_acl() -> DovecotServer:
     """Dovecot where the account's rights on a folder can be taken away (see set_rights)."""
-    return _started(DovecotServer(
-        host=LOOPBACK, port=10149,
-        password=os.environ.get("DOVECOT_TEST_PASSWORD", "test-secret"),
-        state_dir=Path("/tmp/complaints-dovecot-acl"), acl=True,
-    ))
+    return _further_dovecot(10149, "acl", acl=True)
 
 
 @pytest.fixture
