@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import subprocess
 import tomllib
 import types
 import typing
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from processor.errors import ConfigError
+from processor.errors import ConfigError, MailboxUnavailable
 from processor.mail.limits import ParseLimits
 
 DEFAULT_CONFIG_PATHS = ("complaints.toml", "/etc/complaints/complaints.toml")
@@ -28,6 +29,9 @@ ENV_PREFIX = "COMPLAINTS_"
 MIN_FETCH_RANGE_BYTES = 64 * 1024
 
 TlsMode = Literal["implicit", "starttls", "none"]
+MailboxAuth = Literal["password", "xoauth2"]
+# How long the OAuth 2.0 token command may take (it may have to refresh the token online).
+TOKEN_COMMAND_SECONDS = 60
 AfterProcessing = Literal["move", "flag", "leave"]
 
 
@@ -176,6 +180,10 @@ class MailboxSettings:
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
     addresses: tuple[str, ...] = ()
+    # "password", or "xoauth2": an OAuth 2.0 access token, printed by `oauth2_token_command`
+    # (a program that keeps and refreshes it), as Office 365 and Gmail ask of IMAP clients.
+    auth: MailboxAuth = "password"
+    oauth2_token_command: tuple[str, ...] = ()
     # Mails larger than this are fetched in ranges of this size, so a large mail is held in
     # memory about once instead of three times (see processor.imap); 0 fetches every mail whole.
     fetch_range_bytes: int = 4 * 1024 * 1024
@@ -183,6 +191,33 @@ class MailboxSettings:
     def password(self) -> Secret:
         """Read the password at connection time, so a rotated secret file is picked up."""
         return _read_secret(self.password_env, self.password_file, f"mailbox.{self.name}")
+
+    def access_token(self) -> Secret:
+        """Run `oauth2_token_command` for a fresh access token, at each connection: the
+        command (oama, mutt_oauth2.py, a script of the mail provider's) caches and refreshes
+        it. A command that fails is retried with the connection (the provider may be away)."""
+        key = f"mailbox.{self.name}.oauth2_token_command"
+        try:
+            done = subprocess.run(list(self.oauth2_token_command), capture_output=True,
+                                  timeout=TOKEN_COMMAND_SECONDS, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise ConfigError(f"no program {self.oauth2_token_command[0]!r}", key=key) from None
+        except PermissionError:
+            raise ConfigError(f"{self.oauth2_token_command[0]!r} cannot be run", key=key) \
+                from None
+        except subprocess.TimeoutExpired:
+            raise MailboxUnavailable(
+                f"the token command gave no access token within {TOKEN_COMMAND_SECONDS} s",
+                hint=f"run it by hand ({key})") from None
+        token = done.stdout.decode("utf-8", "replace").strip()
+        if done.returncode != 0 or not token or "\n" in token:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            problem = (f"exited {done.returncode}" if done.returncode
+                       else "printed no single line")
+            raise MailboxUnavailable(
+                f"the token command {problem}" + (f": {said[0][:300]}" if said[0] else ""),
+                hint=f"run it by hand ({key}); it must print one access token")
+        return Secret(token)
 
 
 def _read_secret(env_name: str, file_name: str, section: str) -> Secret:
@@ -349,6 +384,10 @@ def _mailboxes(raw: Any, source: str, environ: Mapping[str, str]) -> tuple[Mailb
         if mailbox.password_env and mailbox.password_file:
             raise ConfigError("set password_env or password_file, not both",
                               key=f"mailbox.{name}.password_file", source=source)
+        if mailbox.auth == "xoauth2" and not mailbox.oauth2_token_command:
+            raise ConfigError('auth = "xoauth2" needs the command that prints an access token, '
+                              'e.g. oauth2_token_command = ["oama", "access", "desk@example.com"]',
+                              key=f"mailbox.{name}.oauth2_token_command", source=source)
         if mailbox.fetch_range_bytes != 0 and mailbox.fetch_range_bytes < MIN_FETCH_RANGE_BYTES:
             raise ConfigError(f"expected 0 (fetch whole) or at least {MIN_FETCH_RANGE_BYTES}",
                               key=f"mailbox.{name}.fetch_range_bytes", source=source)

@@ -145,6 +145,9 @@ def _log_in(client: imapclient.IMAPClient, settings: MailboxSettings) -> None:
     LOGIN's strings are 7-bit (imaplib refuses anything else); SASL PLAIN carries UTF-8
     (RFC 4616), which is how a server receives a password such as `pässwörd` or `密码123`.
     """
+    if settings.auth == "xoauth2":
+        _log_in_with_token(client, settings)
+        return
     user, password = settings.user, settings.password()
     if user.isascii() and password.isascii():
         client.login(user, password)
@@ -157,6 +160,30 @@ def _log_in(client: imapclient.IMAPClient, settings: MailboxSettings) -> None:
             "server offers no AUTHENTICATE PLAIN",
             hint=f"use an ASCII password for mailbox.{settings.name}, or enable SASL PLAIN "
                  "on the server")
+    _identify(client)
+
+
+def _log_in_with_token(client: imapclient.IMAPClient, settings: MailboxSettings) -> None:
+    """AUTHENTICATE XOAUTH2 with a fresh access token (Office 365, Gmail). The token never
+    reaches the log: imapclient redacts AUTHENTICATE, and imaplib traces only the length of
+    what follows it."""
+    where = f"logging in to {settings.host}:{settings.port} as {settings.user}"
+    if not client.has_capability("AUTH=XOAUTH2"):
+        raise MailboxError(f"{where}: the server offers no AUTHENTICATE XOAUTH2",
+                           hint=f'use auth = "password" for mailbox.{settings.name}, or '
+                                "check the host and the tls setting (some servers offer it "
+                                "only over TLS)")
+    token = settings.access_token()
+    try:
+        client.oauth2_login(settings.user, token)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as exc:
+        raise MailboxError(
+            f"{where}: the server refused the access token ({exc})",
+            hint="run the token command by hand: the token may have expired, or lack the "
+                 "IMAP scope (Office 365: https://outlook.office.com/IMAP.AccessAsUser.All; "
+                 "Gmail: https://mail.google.com/), or belong to another user") from None
     _identify(client)
 
 

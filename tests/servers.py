@@ -12,6 +12,9 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
                              as on cPanel, Courier and Cyrus (10148)
     dovecot_acl    session   access control lists on: `set_rights` takes a right away from
                              the account on one of its folders, as an administrator would (10149)
+    dovecot_oauth2 session   (DovecotServer, TokenIssuer): logins with OAuth 2.0 access tokens
+                             (XOAUTH2) as well, each checked against the issuer's loopback
+                             userinfo endpoint, as a provider's (10150; the endpoint on 10151)
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import socket
@@ -193,6 +198,7 @@ class DovecotServer:
     capability: str | None = None  # announced after login instead of Dovecot's own list
     inbox_prefix: bool = False  # every folder under "INBOX.", as on cPanel and Courier
     acl: bool = False  # access control lists on (see set_rights)
+    oauth2_url: str | None = None  # where access tokens are checked (see TokenIssuer)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -209,6 +215,7 @@ class DovecotServer:
             env["DOVECOT_TEST_CAPABILITY"] = self.capability
         env["DOVECOT_TEST_INBOX_PREFIX"] = "1" if self.inbox_prefix else ""
         env["DOVECOT_TEST_ACL"] = "1" if self.acl else ""
+        env["DOVECOT_TEST_OAUTH2_URL"] = self.oauth2_url or ""
         result = subprocess.run([str(DOVECOT_SCRIPT), command], env=env, text=True,
                                 capture_output=True, timeout=900)
         if result.returncode != 0:
@@ -347,6 +354,67 @@ def dovecot_inbox_prefix() -> DovecotServer:
 def dovecot_acl() -> DovecotServer:
     """Dovecot where the account's rights on a folder can be taken away (see set_rights)."""
     return _further_dovecot(10149, "acl", acl=True)
+
+
+class TokenIssuer:
+    """What an OAuth 2.0 provider's userinfo endpoint does for Dovecot, on loopback: a GET
+    with `Authorization: Bearer TOKEN` answers whose token it is. Tokens are issued by the
+    test (`issue`) and may be revoked, as a provider expires them."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._users: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.asked: list[str] = []  # the tokens Dovecot asked about, in order
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server name
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                with issuer._lock:
+                    issuer.asked.append(token)
+                    user = issuer._users.get(token)
+                body = json.dumps({"email": user, "active": "true"} if user
+                                  else {"active": "false"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
+        threading.Thread(target=self._server.serve_forever, name="token-issuer",
+                         daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/userinfo"
+
+    def issue(self, user: str) -> str:
+        token = f"tok-{uuid.uuid4().hex}"
+        with self._lock:
+            self._users[token] = user
+        return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._users.pop(token, None)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth2() -> Iterator[tuple[DovecotServer, TokenIssuer]]:
+    issuer = TokenIssuer(10151)
+    try:
+        yield _further_dovecot(10150, "oauth2", oauth2_url=issuer.url), issuer
+    finally:
+        issuer.close()
 
 
 @pytest.fixture

@@ -54,6 +54,9 @@ verify_certificate = true
 ca_file = ""                     # a private CA bundle, if your server uses one
 user = "complaints@example.com"
 password_env = "COMPLAINTS_IMAP_PASSWORD"   # or: password_file = "/run/secrets/imap"
+# Office 365, Gmail: an OAuth 2.0 access token instead, printed by a helper (see README)
+# auth = "xoauth2"
+# oauth2_token_command = ["oama", "access", "complaints@example.com"]
 folder = "INBOX"
 processed_folder = "Processed"
 quarantine_folder = "Quarantine"
