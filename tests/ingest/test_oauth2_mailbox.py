@@ -8,12 +8,13 @@ helper's cache would be.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.deployment import Deployment
 from tests.ingest.test_mailbox_behaviour import _status_of
 from tests.mailgen import make_mails
-from tests.servers import DovecotServer, TokenIssuer
+from tests.servers import DovecotServer, ImapAccount, TokenIssuer
 
 NO_PASSWORD = "not-used-with-a-token"
 
@@ -28,16 +29,26 @@ def _desk(tmp_path: Path, sqlite_url: str, account: object, token_file: Path,
     return dep
 
 
+def _token_desk(tmp_path: Path, sqlite_url: str, server: DovecotServer,
+                token: Callable[[ImapAccount], str], mails: list[bytes]
+                ) -> tuple[Deployment, ImapAccount, Path]:
+    """A new account holding `mails`, and a desk logging in to it with the token
+    `token(account)`, kept in a file the token command prints."""
+    account = server.account()
+    token_file = tmp_path / "token"
+    token_file.write_text(token(account) + "\n")
+    account.append("INBOX", mails)
+    return _desk(tmp_path, sqlite_url, account, token_file), account, token_file
+
+
 def test_a_mailbox_is_polled_with_a_fresh_access_token_at_each_connection(
     tmp_path: Path, sqlite_url: str, dovecot_oauth2: tuple[DovecotServer, TokenIssuer]
 ) -> None:
     server, issuer = dovecot_oauth2
-    account = server.account()
-    token_file = tmp_path / "token"
-    first = issuer.issue(account.user)
-    token_file.write_text(first + "\n")
-    dep = _desk(tmp_path, sqlite_url, account, token_file)
-    account.append("INBOX", make_mails(2, seed=91))
+    dep, account, token_file = _token_desk(tmp_path, sqlite_url, server,
+                                           lambda account: issuer.issue(account.user),
+                                           make_mails(2, seed=91))
+    first = token_file.read_text().strip()
 
     result = dep.command(["-vv", "poll", "--once"], NO_PASSWORD)
     assert "complaints: fetched 2, stored 2" in result.stdout, result.stdout + result.stderr
@@ -60,11 +71,8 @@ def test_a_refused_token_or_a_failing_command_is_reported_and_nothing_is_touched
     tmp_path: Path, sqlite_url: str, dovecot_oauth2: tuple[DovecotServer, TokenIssuer]
 ) -> None:
     server, issuer = dovecot_oauth2
-    account = server.account()
-    token_file = tmp_path / "token"
-    token_file.write_text("tok-never-issued\n")
-    dep = _desk(tmp_path, sqlite_url, account, token_file)
-    account.append("INBOX", make_mails(1, seed=93))
+    dep, account, token_file = _token_desk(tmp_path, sqlite_url, server,
+                                           lambda _: "tok-never-issued", make_mails(1, seed=93))
 
     result = dep.command(["poll", "--once"], NO_PASSWORD, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
