@@ -30,9 +30,9 @@ MIN_FETCH_RANGE_BYTES = 64 * 1024
 
 TlsMode = Literal["implicit", "starttls", "none"]
 MailboxAuth = Literal["password", "xoauth2"]
+AfterProcessing = Literal["move", "flag", "leave"]
 # How long the OAuth 2.0 token command may take (it may have to refresh the token online).
 TOKEN_COMMAND_SECONDS = 60
-AfterProcessing = Literal["move", "flag", "leave"]
 
 
 class Secret(str):
