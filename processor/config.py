@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import subprocess
 import tomllib
 import types
 import typing
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from processor.errors import ConfigError, MailboxUnavailable
+from processor.errors import ConfigError
 from processor.mail.limits import ParseLimits
 
 DEFAULT_CONFIG_PATHS = ("complaints.toml", "/etc/complaints/complaints.toml")
@@ -31,8 +30,6 @@ MIN_FETCH_RANGE_BYTES = 64 * 1024
 TlsMode = Literal["implicit", "starttls", "none"]
 MailboxAuth = Literal["password", "xoauth2"]
 AfterProcessing = Literal["move", "flag", "leave"]
-# How long the OAuth 2.0 token command may take (it may have to refresh the token online).
-TOKEN_COMMAND_SECONDS = 60
 
 
 class Secret(str):
@@ -93,6 +90,9 @@ class SmtpServerSettings:
     user: str = ""
     password_env: str = ""
     password_file: str = ""
+    # As for a mailbox: "xoauth2" sends with an OAuth 2.0 access token (Office 365, Gmail).
+    auth: MailboxAuth = "password"
+    oauth2_token_command: tuple[str, ...] = ()
     timeout_seconds: int = 30
     # Empty: the null envelope sender "<>" (RFC 3834), so bounces of our automatic mail never
     # reach a person or a robot. Set an address to receive them instead.
@@ -193,31 +193,12 @@ class MailboxSettings:
         return _read_secret(self.password_env, self.password_file, f"mailbox.{self.name}")
 
     def access_token(self) -> Secret:
-        """Run `oauth2_token_command` for a fresh access token, at each connection: the
-        command (oama, mutt_oauth2.py, a script of the mail provider's) caches and refreshes
-        it. A command that fails is retried with the connection (the provider may be away)."""
-        key = f"mailbox.{self.name}.oauth2_token_command"
-        try:
-            done = subprocess.run(list(self.oauth2_token_command), capture_output=True,
-                                  timeout=TOKEN_COMMAND_SECONDS, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise ConfigError(f"no program {self.oauth2_token_command[0]!r}", key=key) from None
-        except PermissionError:
-            raise ConfigError(f"{self.oauth2_token_command[0]!r} cannot be run", key=key) \
-                from None
-        except subprocess.TimeoutExpired:
-            raise MailboxUnavailable(
-                f"the token command gave no access token within {TOKEN_COMMAND_SECONDS} s",
-                hint=f"run it by hand ({key})") from None
-        token = done.stdout.decode("utf-8", "replace").strip()
-        if done.returncode != 0 or not token or "\n" in token:
-            said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            problem = (f"exited {done.returncode}" if done.returncode
-                       else "printed no single line")
-            raise MailboxUnavailable(
-                f"the token command {problem}" + (f": {said[0][:300]}" if said[0] else ""),
-                hint=f"run it by hand ({key}); it must print one access token")
-        return Secret(token)
+        """Run `oauth2_token_command` for a current access token, at each connection (the
+        helper keeps and refreshes it; see processor.oauth2)."""
+        from processor.oauth2 import run_token_command
+
+        return Secret(run_token_command(self.oauth2_token_command,
+                                        f"mailbox.{self.name}.oauth2_token_command"))
 
 
 def _read_secret(env_name: str, file_name: str, section: str) -> Secret:
@@ -316,6 +297,11 @@ def settings_from_mapping(data: Mapping[str, Any], *, source: str = "(inline)",
     }
     mailboxes = _mailboxes(data.get("mailbox", {}), source, environ)
     _check_ca_file(sections["smtp"].ca_file, "smtp.ca_file", source)
+    if sections["smtp"].auth == "xoauth2" and not (
+            sections["smtp"].oauth2_token_command and sections["smtp"].user):
+        raise ConfigError('auth = "xoauth2" needs the user and the command that prints an '
+                          'access token, e.g. oauth2_token_command = ["oama", "access", '
+                          '"desk@example.com"]', key="smtp.oauth2_token_command", source=source)
     takeover = sections["workers"].takeover_seconds
     if takeover < MIN_TAKEOVER_SECONDS:
         raise ConfigError(f"must be at least {MIN_TAKEOVER_SECONDS:.0f} seconds, not {takeover}",

@@ -10,6 +10,7 @@ Message-ID was fixed at queueing time, so the duplicate is recognisable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from processor.coordination import gone_from_here, worker_name
 from processor.db import session_scope
 from processor.db.models import Case, OutboxMail, Suppression
 from processor.errors import ComplaintsError
+from processor.oauth2 import TokenSource
 from processor.smtp import SendPermanent, SendTransient, SmtpSettings, next_attempt_delay, send_raw
 
 log = logging.getLogger("processor.outbox")
@@ -63,10 +65,19 @@ def outbox_values(raw: bytes, *, message_id: str, subject: str, kind: str,
 
 def smtp_settings(settings: Settings) -> SmtpSettings:
     s = settings.smtp
+    token = _token_source(s.oauth2_token_command) if s.auth == "xoauth2" else None
     return SmtpSettings(host=s.host, port=s.port, tls=s.tls, user=s.user,
-                        password=s.password() if s.user else "", timeout=float(s.timeout_seconds),
+                        password=s.password() if s.user and token is None else "",
+                        timeout=float(s.timeout_seconds),
                         verify_certificate=s.verify_certificate, ca_file=s.ca_file,
-                        envelope_sender=s.envelope_sender)
+                        envelope_sender=s.envelope_sender, oauth_token=token)
+
+
+@functools.cache
+def _token_source(command: tuple[str, ...]) -> TokenSource:
+    """One per command for the process's life, so its token serves many mails (one SMTP
+    connection each) and many drains of the outbox."""
+    return TokenSource(command, "smtp.oauth2_token_command")
 
 
 @dataclass(slots=True)

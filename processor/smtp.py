@@ -10,6 +10,7 @@ aiosmtplib and socket errors are translated here and nowhere else; the outbox de
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import random
@@ -23,6 +24,7 @@ import aiosmtplib
 
 from processor.compose import validate_address
 from processor.errors import ComplaintsError, ConfigError
+from processor.oauth2 import TokenSource
 
 log = logging.getLogger("processor.smtp")
 
@@ -69,6 +71,8 @@ class SmtpSettings:
     verify_certificate: bool = True
     ca_file: str = ""  # trusted in place of the system's CAs when set
     envelope_sender: str = ""
+    # With it, AUTH XOAUTH2 with its token (as `user`) instead of a password (processor.oauth2).
+    oauth_token: TokenSource | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tls not in ("starttls", "implicit", "none"):
@@ -101,15 +105,33 @@ async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str
         raise SendPermanent(None, "no recipients")
     chosen = settings.envelope_sender if envelope_sender is None else envelope_sender
     sender = chosen and validate_address(chosen)
+    source = settings.oauth_token
+
+    async def token() -> str:
+        assert source is not None
+        try:
+            return await asyncio.to_thread(source)
+        except ComplaintsError as exc:  # the helper failed: try again later
+            raise SendTransient(f"{exc} (hint: {exc.hint})" if exc.hint else str(exc)) from None
+
     client = aiosmtplib.SMTP(
         hostname=settings.host, port=settings.port, timeout=settings.timeout,
         use_tls=settings.tls == "implicit", start_tls=settings.tls == "starttls",
         validate_certs=settings.verify_certificate, cert_bundle=settings.ca_file or None,
-        username=settings.user or None, password=settings.password if settings.user else None,
+        username=settings.user or None,
+        password=settings.password if settings.user and source is None else None,
+        oauth_token_generator=token if source is not None else None,
     )
     try:
         async with client:
             refused, _reply = await client.sendmail(sender, rcpts, data)
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        if source is None:
+            raise SendPermanent(exc.code, exc.message) from None
+        # A token expires, or is revoked, while the helper still has a good one to give.
+        source.forget()
+        raise SendTransient(f"{exc.code} {exc.message} (the access token was refused; the "
+                            "next attempt asks the token command again)") from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)

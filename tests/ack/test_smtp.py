@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import subprocess
@@ -258,3 +259,69 @@ def test_backoff_is_spread_between_zero_and_the_ceiling() -> None:
     delays = [next_attempt_delay(4) for _ in range(200)]
     assert all(0 <= d <= 240 for d in delays)
     assert len({round(d) for d in delays}) > 20
+
+
+# --- OAuth 2.0 (XOAUTH2)
+
+
+@dataclass
+class TokenChecking(Recorder):
+    """A submission server that takes AUTH XOAUTH2 (as Office 365's and Gmail's do) for the
+    tokens in `good`, each for its user."""
+
+    good: dict[str, str] = field(default_factory=dict)  # token -> user
+    offered: list[str] = field(default_factory=list)
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:  # noqa: N802
+        blob = args[1] if len(args) > 1 else await server.challenge_auth("", encode_to_b64=False)
+        fields = dict(part.split("=", 1) for part in
+                      base64.b64decode(blob).decode().split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        self.offered.append(token)
+        user = self.good.get(token)
+        return AuthResult(success=user is not None and user == fields.get("user"), handled=False)
+
+
+def test_mail_is_sent_with_an_access_token_and_a_refused_one_is_asked_for_again(
+    tmp_path: Path
+) -> None:
+    handler, port = TokenChecking(good={"tok-1": "desk@example.com"}), free_port()
+    controller = Controller(handler, hostname=HOST, port=port, auth_require_tls=False)
+    controller.start()
+    token_file = tmp_path / "token"  # the helper's cache, printed by `cat`
+    try:
+        settings = smtp_settings(settings_from_mapping({"smtp": {
+            "host": HOST, "port": port, "tls": "none", "user": "desk@example.com",
+            "auth": "xoauth2", "oauth2_token_command": ["cat", str(token_file)],
+            "timeout_seconds": 5}}))
+        token_file.write_text("tok-1\n")
+        asyncio.run(send_message(settings, message(), ["alice@example.org"]))
+        asyncio.run(send_message(settings, message(), ["bob@example.org"]))
+        assert [r[1] for r in handler.received] == [["alice@example.org"], ["bob@example.org"]]
+        assert handler.offered == ["tok-1", "tok-1"]
+
+        # The provider revoked it; the helper has a new one. The token in hand is refused
+        # once (a transient failure, retried), and the next attempt asks the helper again.
+        handler.good = {"tok-2": "desk@example.com"}
+        token_file.write_text("tok-2\n")
+        with pytest.raises(SendTransient, match="access token was refused"):
+            asyncio.run(send_message(settings, message(), ["carol@example.org"]))
+        asyncio.run(send_message(settings, message(), ["carol@example.org"]))
+        assert handler.offered[-2:] == ["tok-1", "tok-2"]
+        assert handler.received[-1][1] == ["carol@example.org"]
+
+        handler.good = {}
+        token_file.unlink()  # and the helper fails: transient too, with what it said
+        with pytest.raises(SendTransient):
+            asyncio.run(send_message(settings, message(), ["dan@example.org"]))
+        with pytest.raises(SendTransient, match="token command exited 1: cat:"):
+            asyncio.run(send_message(settings, message(), ["dan@example.org"]))
+    finally:
+        controller.stop()
+
+
+def test_xoauth2_for_smtp_needs_a_user_and_a_token_command() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"smtp": {"host": "smtp.office365.com", "auth": "xoauth2",
+                                        "user": "desk@example.com"}})
+    assert info.value.key == "smtp.oauth2_token_command"
