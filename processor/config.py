@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from processor.errors import ConfigError
 from processor.mail.limits import ParseLimits
+from processor.oauth2 import run_token_command
 
 DEFAULT_CONFIG_PATHS = ("complaints.toml", "/etc/complaints/complaints.toml")
 ENV_PREFIX = "COMPLAINTS_"
@@ -195,8 +196,6 @@ class MailboxSettings:
     def access_token(self) -> Secret:
         """Run `oauth2_token_command` for a current access token, at each connection (the
         helper keeps and refreshes it; see processor.oauth2)."""
-        from processor.oauth2 import run_token_command
-
         return Secret(run_token_command(self.oauth2_token_command,
                                         f"mailbox.{self.name}.oauth2_token_command"))
 
