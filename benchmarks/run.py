@@ -32,6 +32,7 @@ from benchmarks.ingest import Throughput, measure_floor, measure_poll
 from benchmarks.latency import Latency, describe, idle_floor, measure_latency, percentile
 from benchmarks.memory import measure_big_attachment, measure_over_limit
 from benchmarks.services import Dovecot, postgres_database
+from benchmarks.soak import Soak, describe_soak, measure_soak
 
 T = TypeVar("T")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -51,6 +52,7 @@ class Report:
     over_limit: Throughput | None = None
     idle: list[float] = field(default_factory=list)
     latency: Latency | None = None
+    soak: Soak | None = None
     failures: list[str] = field(default_factory=list)
 
     def attempt(self, phase: str, measure: Callable[[], T]) -> T | None:
@@ -76,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--over-limit-mb", type=int, default=100,
                         help="size of one mail over the size limit, quarantined unparsed; 0 "
                              "skips it (100)")
+    parser.add_argument("--soak-mails", type=int, default=3_000,
+                        help="mails streamed to `complaints run` in groups, its memory read "
+                             "after each; 0 skips it (3000)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 30 mails, 10 for RSS, 5 latency mails, 2 MB")
+                        help="a smoke run: 30 mails, 10 for RSS, 5 latency mails, 2 MB, "
+                             "100 streamed")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="Markdown file the table is appended to")
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.small_n, args.latency_mails, args.big_mb = 30, 10, 5, 2
-        args.over_limit_mb = 3
+        args.over_limit_mb, args.soak_mails = 3, 100
     # SIGTERM unwinds like Ctrl-C, so the Maildirs, databases and Dovecot are still cleaned up.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     dovecot = Dovecot.private()
@@ -152,6 +158,12 @@ def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
             f"latency over {args.latency_mails} mails",
             lambda: measure_latency(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}",
                                     args.latency_mails))
+    if args.soak_mails:
+        root = work / "soak"
+        report.soak = report.attempt(
+            f"`run` over a stream of {args.soak_mails} mails",
+            lambda: measure_soak(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}",
+                                 args.soak_mails))
     return report
 
 
@@ -229,6 +241,9 @@ def render(report: Report, args: argparse.Namespace) -> str:
         rows.append(("append → ack accepted (`run`, IDLE)", describe(lat),
                      _met(lat.p95 <= 1.0 and not lat.missing, "p95 ≤ 1 s")))
         rows.append(("peak RSS, `complaints run`", f"{lat.peak_rss_mib:.0f} MiB", ""))
+    if report.soak:
+        rows.append((f"resident memory, `run` over {report.soak.mails} mails "
+                     "(with its workers)", describe_soak(report.soak), ""))
     rows += [("**failed**", failure.replace("|", "/").replace("\n", " "), "")
              for failure in report.failures]
     width = max(len(r[0]) for r in rows)

@@ -27,7 +27,8 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     for measure in ("floor: fetch only", "poll --once, SQLite", "peak RSS",
-                    "mail over the size limit", "append → ack accepted"):
+                    "mail over the size limit", "append → ack accepted",
+                    "resident memory, `run` over 100 mails"):
         assert measure in done.stdout
     assert "**failed**" not in done.stdout, done.stdout
     recorded = results.read_text(encoding="utf-8")

@@ -1,0 +1,116 @@
+"""Memory of the service over a long stream of mail: `complaints run` idles on the INBOX while
+mail arrives in groups, as a desk sees it all day, and its resident memory is read after each
+group is answered.
+
+The other memory figures are peaks of one `poll --once`; a service runs for weeks, so what
+matters there is whether its memory keeps growing with the mail it has handled. Each group is
+appended with one MULTIAPPEND and the next waits until every mail of it has been answered (the
+SMTP sink's condition variable, no sleeping), so the desk files groups of the given size: large
+enough to reach the worker processes, whose memory is counted with the service's.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.desk import Desk, finish_child, start_child
+from benchmarks.generate import single_complaint
+from benchmarks.services import AckSink, Dovecot
+
+ANSWER_TIMEOUT_SECONDS = 120.0
+# Above processor.prepare.MIN_PARALLEL_MAILS, so the groups are prepared by the workers.
+GROUP_MAILS = 50
+# Memory read after this share of the stream is the baseline: imports, caches and the worker
+# processes are warm by then.
+WARM_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Soak:
+    mails: int
+    # (mails answered so far, resident MiB of the service and its worker processes), per group
+    samples: list[tuple[int, float]]
+    missing: int
+    peak_rss_mib: float  # of the service process alone, over the whole run
+
+    @property
+    def warm(self) -> tuple[int, float]:
+        wanted = max(GROUP_MAILS, int(self.mails * WARM_SHARE))
+        return next((s for s in self.samples if s[0] >= wanted), self.samples[-1])
+
+    @property
+    def end(self) -> tuple[int, float]:
+        return self.samples[-1]
+
+    @property
+    def growth_per_1000(self) -> float:
+        """MiB the resident memory grew per 1,000 mails after the baseline."""
+        (start, warm), (stop, end) = self.warm, self.end
+        return (end - warm) * 1000 / (stop - start) if stop > start else float("nan")
+
+
+def measure_soak(dovecot: Dovecot, root: Path, db_url: str, mails: int,
+                 group: int = GROUP_MAILS) -> Soak:
+    user = dovecot.new_user("benchsoak")
+    sink = AckSink()
+    sink.start()
+    desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
+    desk.upgrade()
+    proc, started = start_child(desk.argv("run"), desk.env(), root, "soak")
+    samples: list[tuple[int, float]] = []
+    missing = answered = 0
+    try:
+        with dovecot.connect(user) as client:
+            for first in range(0, mails, group):
+                batch = [single_complaint(10_000_000 + index)
+                         for index in range(first, min(first + group, mails))]
+                client.multiappend("INBOX", [{"msg": raw, "flags": ()} for _, raw in batch])
+                for mid, _ in batch:
+                    if sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS) is None:
+                        missing += 1
+                answered += len(batch)
+                samples.append((answered, resident_mib(proc.pid)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        measured = finish_child(proc, started, root, "soak")
+        sink.stop()
+        dovecot.drop_user(user)
+    if measured.returncode not in (0, -signal.SIGTERM):
+        raise RuntimeError(f"`complaints run` exited {measured.returncode}:\n"
+                           f"{measured.stderr[-4000:]}")
+    if not samples:
+        raise RuntimeError("no mail was streamed")
+    return Soak(mails, samples, missing, measured.peak_rss_mib)
+
+
+def resident_mib(pid: int) -> float:
+    """VmRSS of `pid` and of every process below it (the worker processes and their
+    forkserver), in MiB; a process that ends meanwhile counts as nothing."""
+    total_kib = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            # A child belongs to the thread that started it: ask every thread.
+            children = [child for task in Path(f"/proc/{current}/task").iterdir()
+                        for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        total_kib += next((int(line.split()[1]) for line in status.splitlines()
+                           if line.startswith("VmRSS:")), 0)
+        pending += [int(child) for child in children]
+    return total_kib / 1024
+
+
+def describe_soak(soak: Soak) -> str:
+    (warm_at, warm), (end_at, end) = soak.warm, soak.end
+    peak = max(rss for _, rss in soak.samples)
+    text = (f"{warm:.0f} MiB after {warm_at} mails, {end:.0f} MiB after {end_at} "
+            f"(max {peak:.0f}; {soak.growth_per_1000:+.1f} MiB per 1,000 mails); "
+            f"the service alone peaked at {soak.peak_rss_mib:.0f} MiB")
+    if soak.missing:
+        text += f"; {soak.missing} never answered"
+    return text
