@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
     """Every phase in turn. Nothing is deleted between them, only with the work directory and
-    the Dovecot instance at the end: on ext4, files created within about 30 s of deleting many
-    others are 10-15 times slower to create (inode allocation steps over the recently freed
-    ones), which would charge one phase for the previous phase's clean-up."""
+    the Dovecot instance at the end: on this ext4, the first few thousand files created after
+    many others were deleted take 20-50 times longer to create (inode allocation steps over
+    the recently freed ones), still five minutes after the deletion, which would charge one
+    phase for the previous phase's clean-up. Loading the corpus, which is not measured, comes
+    first and takes that cost if an earlier run left it."""
     report = Report(args.n)
     user = dovecot.new_user("bench")
     _say(f"generating and loading {args.n} mails into Dovecot user {user}")
