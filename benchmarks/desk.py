@@ -6,16 +6,18 @@ benchmarks.peak so its peak RSS is that process's own VmHWM, not the driver's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.services import LOOPBACK, REPO_ROOT
+from benchmarks.services import LOOPBACK, REPO_ROOT, AckSink, Dovecot
 
 PASSWORD_ENV = "COMPLAINTS_BENCH_IMAP_PASSWORD"
 DESK_ADDRESS = "complaints@example.com"
@@ -147,3 +149,37 @@ def _toml(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class RunningService:
+    """`complaints run` idling on a fresh Dovecot user, answering through an SMTP sink."""
+
+    user: str
+    sink: AckSink
+    pid: int
+    measured: Measured | None = None  # once it has stopped
+
+
+@contextlib.contextmanager
+def running_service(dovecot: Dovecot, root: Path, db_url: str, prefix: str,
+                    name: str) -> Iterator[RunningService]:
+    """Start the service for the block; at its end, stop it with SIGTERM, drop the user's
+    mail, and raise if the service had failed (its peak RSS is then in `measured`)."""
+    user = dovecot.new_user(prefix)
+    sink = AckSink()
+    sink.start()
+    desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
+    desk.upgrade()
+    proc, started = start_child(desk.argv("run"), desk.env(), root, name)
+    service = RunningService(user, sink, proc.pid)
+    try:
+        yield service
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        service.measured = finish_child(proc, started, root, name)
+        sink.stop()
+        dovecot.drop_user(user)
+    if service.measured.returncode not in (0, -signal.SIGTERM):
+        raise RuntimeError(f"`complaints run` exited {service.measured.returncode}:\n"
+                           f"{service.measured.stderr[-4000:]}")

@@ -8,15 +8,14 @@ complainant sees it, over IDLE on loopback.
 
 from __future__ import annotations
 
-import signal
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.desk import Desk, finish_child, start_child
+from benchmarks.desk import running_service
 from benchmarks.generate import single_complaint
-from benchmarks.services import AckSink, Dovecot
+from benchmarks.services import Dovecot
 
 ANSWER_TIMEOUT_SECONDS = 60.0
 
@@ -46,40 +45,27 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def measure_latency(dovecot: Dovecot, root: Path, db_url: str, mails: int) -> Latency:
-    user = dovecot.new_user("benchlat")
-    sink = AckSink()
-    sink.start()
-    desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
-    desk.upgrade()
-    proc, started = start_child(desk.argv("run"), desk.env(), root, "run")
     samples: list[float] = []
     missing = 0
-    try:
-        with dovecot.connect(user) as client:
-            # A first mail, not counted: the service is up, idling, and its imports are warm.
-            warm_id, warm = single_complaint(-1)
-            client.append("INBOX", warm)
-            if sink.wait_for(warm_id, ANSWER_TIMEOUT_SECONDS) is None:
-                raise RuntimeError(f"`complaints run` never answered the first mail; see "
-                                   f"{root / 'run.err'}")
-            for index in range(mails):
-                mid, raw = single_complaint(index)
-                appended = time.monotonic()
-                client.append("INBOX", raw)
-                accepted = sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS)
-                if accepted is None:
-                    missing += 1
-                else:
-                    samples.append(accepted - appended)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        measured = finish_child(proc, started, root, "run")
-        sink.stop()
-        dovecot.drop_user(user)
-    if measured.returncode not in (0, -signal.SIGTERM):
-        raise RuntimeError(f"`complaints run` exited {measured.returncode}:\n"
-                           f"{measured.stderr[-4000:]}")
-    return Latency(samples, missing, measured.peak_rss_mib)
+    with running_service(dovecot, root, db_url, "benchlat", "run") as service, \
+            dovecot.connect(service.user) as client:
+        # A first mail, not counted: the service is up, idling, and its imports are warm.
+        warm_id, warm = single_complaint(-1)
+        client.append("INBOX", warm)
+        if service.sink.wait_for(warm_id, ANSWER_TIMEOUT_SECONDS) is None:
+            raise RuntimeError(f"`complaints run` never answered the first mail; see "
+                               f"{root / 'run.err'}")
+        for index in range(mails):
+            mid, raw = single_complaint(index)
+            appended = time.monotonic()
+            client.append("INBOX", raw)
+            accepted = service.sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS)
+            if accepted is None:
+                missing += 1
+            else:
+                samples.append(accepted - appended)
+    assert service.measured is not None
+    return Latency(samples, missing, service.measured.peak_rss_mib)
 
 
 def describe(latency: Latency) -> str:

@@ -155,18 +155,20 @@ def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
     report.idle = report.attempt("IDLE notification floor", lambda: idle_floor(
         dovecot, min(IDLE_FLOOR_MAILS, max(args.latency_mails, 1)))) or []
     if args.latency_mails:
-        root = work / "latency"
         report.latency = report.attempt(
             f"latency over {args.latency_mails} mails",
-            lambda: measure_latency(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}",
-                                    args.latency_mails))
+            _on_sqlite(measure_latency, dovecot, work / "latency", args.latency_mails))
     if args.soak_mails:
-        root = work / "soak"
         report.soak = report.attempt(
             f"`run` over a stream of {args.soak_mails} mails",
-            lambda: measure_soak(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}",
-                                 args.soak_mails))
+            _on_sqlite(measure_soak, dovecot, work / "soak", args.soak_mails))
     return report
+
+
+def _on_sqlite(measure: Callable[[Dovecot, Path, str, int], T], dovecot: Dovecot, root: Path,
+               mails: int) -> Callable[[], T]:
+    """A service phase on a SQLite database of its own under `root`."""
+    return lambda: measure(dovecot, root, f"sqlite:///{root / 'desk.sqlite3'}", mails)
 
 
 def _postgres_poll(dovecot: Dovecot, user: str, work: Path, n: int) -> Throughput:

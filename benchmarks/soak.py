@@ -11,13 +11,12 @@ enough to reach the worker processes, whose memory is counted with the service's
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.desk import Desk, finish_child, start_child
+from benchmarks.desk import running_service
 from benchmarks.generate import single_complaint
-from benchmarks.services import AckSink, Dovecot
+from benchmarks.services import Dovecot
 
 ANSWER_TIMEOUT_SECONDS = 120.0
 # Above processor.prepare.MIN_PARALLEL_MAILS, so the groups are prepared by the workers.
@@ -53,36 +52,23 @@ class Soak:
 
 def measure_soak(dovecot: Dovecot, root: Path, db_url: str, mails: int,
                  group: int = GROUP_MAILS) -> Soak:
-    user = dovecot.new_user("benchsoak")
-    sink = AckSink()
-    sink.start()
-    desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
-    desk.upgrade()
-    proc, started = start_child(desk.argv("run"), desk.env(), root, "soak")
     samples: list[tuple[int, float]] = []
     missing = answered = 0
-    try:
-        with dovecot.connect(user) as client:
-            for first in range(0, mails, group):
-                batch = [single_complaint(10_000_000 + index)
-                         for index in range(first, min(first + group, mails))]
-                client.multiappend("INBOX", [{"msg": raw, "flags": ()} for _, raw in batch])
-                for mid, _ in batch:
-                    if sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS) is None:
-                        missing += 1
-                answered += len(batch)
-                samples.append((answered, resident_mib(proc.pid)))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        measured = finish_child(proc, started, root, "soak")
-        sink.stop()
-        dovecot.drop_user(user)
-    if measured.returncode not in (0, -signal.SIGTERM):
-        raise RuntimeError(f"`complaints run` exited {measured.returncode}:\n"
-                           f"{measured.stderr[-4000:]}")
+    with running_service(dovecot, root, db_url, "benchsoak", "soak") as service, \
+            dovecot.connect(service.user) as client:
+        for first in range(0, mails, group):
+            batch = [single_complaint(10_000_000 + index)
+                     for index in range(first, min(first + group, mails))]
+            client.multiappend("INBOX", [{"msg": raw, "flags": ()} for _, raw in batch])
+            for mid, _ in batch:
+                if service.sink.wait_for(mid, ANSWER_TIMEOUT_SECONDS) is None:
+                    missing += 1
+            answered += len(batch)
+            samples.append((answered, resident_mib(service.pid)))
     if not samples:
         raise RuntimeError("no mail was streamed")
-    return Soak(mails, samples, missing, measured.peak_rss_mib)
+    assert service.measured is not None
+    return Soak(mails, samples, missing, service.measured.peak_rss_mib)
 
 
 def resident_mib(pid: int) -> float:
