@@ -16,7 +16,8 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from processor.db.models import OutboxMail, PollRun, Quarantine, Suppression
+from processor.db.models import Counter, OutboxMail, PollRun, Quarantine, Suppression
+from processor.outbox import LOGIN_REFUSALS
 
 Level = Literal["warning", "critical"]
 
@@ -39,7 +40,7 @@ def check(session: Session, mailboxes: Sequence[str], now: datetime,
     """What needs attention, critical first: a mailbox whose last poll failed or that has not
     been polled within `max_poll_age` (critical); outgoing mail stuck or failed for good
     (but automatic mail to an address that does not exist), and mail held in the quarantine
-    (warning)."""
+    (warning); an SMTP server that refuses the desk's login (critical)."""
     findings = [finding for name in mailboxes
                 if (finding := _mailbox(session, name, now, max_poll_age)) is not None]
     findings += _outbox(session, now)
@@ -67,6 +68,14 @@ def _mailbox(session: Session, name: str, now: datetime,
 
 def _outbox(session: Session, now: datetime) -> list[Finding]:
     findings = []
+    # A refused login holds every outgoing mail back at once, acknowledgements included: no
+    # hour to wait before saying so (processor.outbox keeps the count).
+    refused = session.scalar(select(Counter.value).where(Counter.name == LOGIN_REFUSALS)) or 0
+    if refused:
+        findings.append(Finding(
+            "critical", "outbox", f"the SMTP server refused the desk's login {refused} times "
+            "since it last accepted a mail; outgoing mail waits, none failed (mend [smtp], "
+            "then complaints outbox send)"))
     stuck = session.execute(
         select(func.count(), func.min(OutboxMail.created_at))
         .where(OutboxMail.status == "queued", OutboxMail.created_at < now - OUTBOX_STUCK)).one()

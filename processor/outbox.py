@@ -18,17 +18,25 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from processor import failpoints
 from processor.config import Settings
 from processor.coordination import gone_from_here, worker_name
 from processor.db import session_scope
-from processor.db.models import Case, OutboxMail, Suppression
+from processor.db.models import Case, Counter, OutboxMail, Suppression
 from processor.errors import ComplaintsError
 from processor.oauth2 import TokenSource
-from processor.smtp import SendPermanent, SendTransient, SmtpSettings, next_attempt_delay, send_raw
+from processor.smtp import (
+    LoginRefused,
+    SendPermanent,
+    SendTransient,
+    SmtpSettings,
+    next_attempt_delay,
+    send_raw,
+)
 
 log = logging.getLogger("processor.outbox")
 
@@ -36,6 +44,8 @@ CLAIM_SECONDS = 300
 # Permanent failures that say the address itself is bad (RFC 3463 5.1.x), as opposed to
 # a policy or content refusal: only these suppress further automatic mail to the address.
 BAD_ADDRESS_CODES = (550, 551, 553)
+# Refusals of the desk's SMTP login since the last mail the server accepted (counters table).
+LOGIN_REFUSALS = "smtp-login-refusals"
 
 
 def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients: Sequence[str],
@@ -85,6 +95,8 @@ class DrainStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    # Set when the server refused the desk's login: the drain stops, every queued mail waits.
+    login_refused: str | None = None
     sent_raws: list[bytes] = field(default_factory=list, repr=False)
 
 
@@ -163,6 +175,11 @@ async def drain_outbox(engine: Engine, settings: Settings,
                 release_claims(engine, [m.id for m in batch])
                 return stats
             await _send_one(engine, settings, smtp, mail, clock, stats)
+            if stats.login_refused:
+                # Every other mail would meet the same refusal, and a relay that sees many
+                # failed logins may lock the account: stop here, all of it waits.
+                release_claims(engine, [m.id for m in batch])
+                return stats
         if len(batch) < limit:
             _keep_copies(settings, stats)
             return stats
@@ -175,6 +192,9 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
     try:
         await send_raw(smtp, mail.raw, mail.recipients, envelope_sender=mail.envelope_from or None,
                        message_id=mail.message_id)
+    except LoginRefused as exc:
+        _wait_for_login(engine, settings, mail, str(exc), clock(), stats)
+        return
     except SendTransient as exc:
         error = str(exc)
     except SendPermanent as exc:
@@ -187,6 +207,8 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
         row.attempts += 1
         if error is None:
             row.status, row.sent_at, row.last_error = "sent", now, None
+            session.execute(update(Counter).where(Counter.name == LOGIN_REFUSALS,
+                                                  Counter.value != 0).values(value=0))
             if row.case_id is not None:
                 case = session.get(Case, row.case_id)
                 if case is not None:
@@ -214,6 +236,46 @@ async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail
                     row.message_id, row.recipient, row.attempts, delay, error)
 
 
+def _wait_for_login(engine: Engine, settings: Settings, mail: OutboxMail, error: str,
+                    now: datetime, stats: DrainStats) -> None:
+    """The server refused the desk's login: no mail is at fault, so none fails and none uses up
+    its attempts. Every queued mail waits, a little longer after each refusal (30 s, 1 min, ...
+    up to `retry_cap_seconds`), so a drain meets the refusal once, not once per mail."""
+    with session_scope(engine) as session:
+        row = session.get(OutboxMail, mail.id)
+        assert row is not None
+        row.claimed_by, row.claimed_until = None, None
+        row.last_error = error[:2000]
+        refusals = _count_login_refusal(session)
+        wait = min(settings.smtp.retry_cap_seconds,
+                   settings.smtp.retry_base_seconds * 2 ** min(refusals - 1, 30))
+        until = now + timedelta(seconds=wait)
+        result = session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.status == "queued", OutboxMail.next_attempt_at < until)
+            .values(next_attempt_at=until))
+        held = result.rowcount or 0  # type: ignore[attr-defined]
+    stats.retried += 1
+    stats.login_refused = error
+    log.error("%s; %d queued mails wait (none failed) until %s; fix the [smtp] login settings, "
+              "then `complaints outbox send`", error, held, until.isoformat(timespec="seconds"))
+
+
+def _count_login_refusal(session: Session) -> int:
+    """One more refusal in the desk-wide count (atomic: workers share it); the count after it."""
+    increment = (update(Counter).where(Counter.name == LOGIN_REFUSALS)
+                 .values(value=Counter.value + 1).returning(Counter.value))
+    count = session.scalar(increment)
+    if count is None:  # the first refusal ever: the row is made here, or by another worker now
+        try:
+            with session.begin_nested():
+                session.add(Counter(name=LOGIN_REFUSALS, value=1))
+            return 1
+        except IntegrityError:
+            count = session.scalar(increment)
+    return int(count or 1)
+
+
 def release_claims(engine: Engine, ids: Sequence[int]) -> None:
     """Give back claims on mail not attempted (a stop), so it goes out at once after restart."""
     with session_scope(engine) as session:
@@ -230,6 +292,18 @@ def suppress(session: Session, address: str, reason: str, now: datetime, days: i
         session.add(Suppression(address=address.lower(), reason=reason, since=now, until=until))
     else:
         row.reason, row.since, row.until = reason, now, until
+
+
+def bring_forward(engine: Engine, now: datetime) -> int:
+    """Make every queued mail due now, also the ones waiting for a retry: an operator's flush
+    once the relay or the settings are mended (as Postfix's `postqueue -f`). A mail that fails
+    again is scheduled again as usual, so a drain after this still tries each mail once."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.status == "queued", OutboxMail.next_attempt_at > now)
+            .values(next_attempt_at=now))
+        return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def drain_once(engine: Engine, settings: Settings) -> DrainStats:

@@ -2,6 +2,7 @@
 
     ComplaintsError
     ├── SendTransient      connection refused or dropped, timeout, TLS trouble, 4xx: retry later
+    │   └── LoginRefused   the server refused the desk's login, or wants one (530, 534, 535)
     └── SendPermanent      5xx (or the server cannot do what we require): do not retry
 
 aiosmtplib and socket errors are translated here and nowhere else; the outbox decides, with
@@ -29,6 +30,8 @@ from processor.oauth2 import TokenSource
 log = logging.getLogger("processor.smtp")
 
 SmtpTls = Literal["starttls", "implicit", "none"]
+# RFC 4954: 530 authentication required, 534 mechanism too weak, 535 credentials invalid.
+LOGIN_REQUIRED_CODES = (530, 534, 535)
 
 
 class SendTransient(ComplaintsError):
@@ -37,6 +40,17 @@ class SendTransient(ComplaintsError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"temporary SMTP failure: {reason}")
         self.reason = reason
+
+
+class LoginRefused(SendTransient):
+    """The server refused the desk's own login, or requires one: no mail is at fault, and every
+    mail would meet the same refusal until the settings are mended. A 5xx reply, but treated as
+    Postfix treats it by default (smtp_sasl_auth_soft_bounce): the mail waits, never fails."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        message = f"the SMTP server refused the desk's login ({code} {reason})"
+        ComplaintsError.__init__(self, message)  # not "temporary": it lasts until mended
+        self.reason, self.code = message, code
 
 
 class SendPermanent(ComplaintsError):
@@ -127,7 +141,7 @@ async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str
             refused, _reply = await client.sendmail(sender, rcpts, data)
     except aiosmtplib.SMTPAuthenticationError as exc:
         if source is None:
-            raise SendPermanent(exc.code, exc.message) from None
+            raise LoginRefused(exc.code, exc.message) from None
         # A token expires, or is revoked, while the helper still has a good one to give.
         source.forget()
         raise SendTransient(f"{exc.code} {exc.message} (the access token was refused; the "
@@ -135,10 +149,14 @@ async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        if all(c in LOGIN_REQUIRED_CODES for c in codes):
+            raise LoginRefused(codes[0], reason) from None
         if all(500 <= c < 600 for c in codes):
             raise SendPermanent(codes[0], reason) from None
         raise SendTransient(reason) from None
     except aiosmtplib.SMTPResponseException as exc:
+        if exc.code in LOGIN_REQUIRED_CODES:
+            raise LoginRefused(exc.code, exc.message) from None
         if 500 <= exc.code < 600:
             raise SendPermanent(exc.code, exc.message) from None
         raise SendTransient(f"{exc.code} {exc.message}") from None

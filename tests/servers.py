@@ -547,6 +547,17 @@ class SmtpSink:
         with self._changed:
             self._failures[at].extend([(code, message)] * times)
 
+    def clear_failures(self) -> None:
+        """Forget failures not yet answered: the server accepts everything again."""
+        with self._changed:
+            for failures in self._failures.values():
+                failures.clear()
+
+    def failures_left(self, at: str = "data") -> int:
+        """How many injected failures at MAIL, RCPT or DATA have not been answered yet."""
+        with self._changed:
+            return len(self._failures[at])
+
     # -- observation ---------------------------------------------------------------------------
 
     @property

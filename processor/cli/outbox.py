@@ -11,7 +11,7 @@ from processor.cli.common import local_time, runtime_from
 from processor.db import session_scope
 from processor.db.models import OutboxMail
 from processor.errors import ComplaintsError
-from processor.outbox import drain_once
+from processor.outbox import bring_forward, drain_once
 
 STATUSES = ["queued", "sent", "failed"]
 
@@ -88,7 +88,8 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], all_failed: bool) -> 
 @outbox_group.command("send")
 @click.pass_context
 def outbox_send(ctx: click.Context) -> None:
-    """Send every due mail now, once, and report what happened.
+    """Send every queued mail now, once, also mail waiting for a retry, and report what
+    happened (after mending the SMTP settings, say).
 
     \b
     Example:
@@ -98,8 +99,13 @@ def outbox_send(ctx: click.Context) -> None:
     if not runtime.settings.smtp.host:
         raise ComplaintsError("no SMTP server is configured",
                               hint="set [smtp] host (and port, tls, user) in the configuration")
+    bring_forward(runtime.engine, datetime.now(UTC))
     stats = drain_once(runtime.engine, runtime.settings)
     click.echo(f"sent {stats.sent}, retrying later {stats.retried}, failed {stats.failed}")
+    if stats.login_refused:
+        raise ComplaintsError(f"{stats.login_refused}; the queued mail waits, none failed",
+                              hint="check [smtp] user and password_env or password_file (or "
+                                   "auth), then run `complaints outbox send` again")
 
 
 COMMANDS = [outbox_group]

@@ -63,9 +63,11 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
     only = (runtime.settings.mailbox(mailbox_name),) if mailbox_name else None
     results = poll_all_once(runtime, _progress_bar(ctx), only)
     print_stats(results)
+    login_refused = None
     if runtime.settings.smtp.host:
         sent = drain_once(runtime.engine, runtime.settings)
         click.echo(f"outbox: sent {sent.sent}, retrying {sent.retried}, failed {sent.failed}")
+        login_refused = sent.login_refused
     failed = [stats.mailbox for stats in results if stats.failed]
     refused = [stats.mailbox for stats in results if stats.refused]
     if failed:  # after the others and the outbox, so that cron still reports it
@@ -74,7 +76,10 @@ def poll_command(ctx: click.Context, once: bool, mailbox_name: str | None) -> No
     if refused:  # the mail is filed; the server needs mending all the same
         click.echo(f"error: the server refused to move filed mail in {', '.join(refused)}; "
                    "see above, or `complaints status`", err=True)
-    if failed or refused:
+    if login_refused:  # cron mails this line to whoever can mend the login
+        click.echo(f"error: {login_refused}; the outgoing mail waits, none failed; mend [smtp], "
+                   "then `complaints outbox send`", err=True)
+    if failed or refused or login_refused:
         ctx.exit(1)
 
 

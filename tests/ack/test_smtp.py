@@ -25,6 +25,7 @@ from processor.mail.model import Address
 from processor.outbox import smtp_settings
 from processor.render import RenderedBody
 from processor.smtp import (
+    LoginRefused,
     SendPermanent,
     SendTransient,
     SmtpSettings,
@@ -125,6 +126,16 @@ def test_5xx_is_permanent(server: tuple[Recorder, int], stage: str) -> None:
     assert info.value.code == 550 and "no such user" in info.value.reason
 
 
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_relay_that_wants_a_login_is_not_a_permanent_failure(server: tuple[Recorder, int],
+                                                              stage: str) -> None:
+    handler, port = server
+    handler.fail_at, handler.failure = stage, "530 5.7.0 Authentication required"
+    with pytest.raises(LoginRefused) as info:
+        asyncio.run(send_message(plain(port), message(), ["alice@example.org"]))
+    assert info.value.code == 530 and "refused the desk's login" in str(info.value)
+
+
 def test_partly_refused_recipients_are_not_retried(server: tuple[Recorder, int]) -> None:
     handler, port = server
     handler.fail_at, handler.failure = "rcpt", "550 no such user"
@@ -210,9 +221,10 @@ def test_tls_and_auth(certificate: ssl.SSLContext, mode: str) -> None:
         assert handler.received[0][1] == ["alice@example.org"]
         wrong = SmtpSettings(host=HOST, port=port, tls=mode, user="desk", password="nope",
                              verify_certificate=False, timeout=5)
-        with pytest.raises(SendPermanent) as info:
+        # A wrong password is the desk's trouble, not the mail's: retried, never failed for good.
+        with pytest.raises(LoginRefused) as info:
             asyncio.run(send_message(wrong, message(), ["alice@example.org"]))
-        assert info.value.code == 535
+        assert info.value.code == 535 and isinstance(info.value, SendTransient)
     finally:
         controller.stop()
 

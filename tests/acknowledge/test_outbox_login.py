@@ -1,0 +1,105 @@
+"""A relay that refuses the desk's login: the mail waits, none fails, the relay is asked once.
+
+The refusals are real replies of an aiosmtpd server (530 at MAIL FROM, as a relay that wants a
+login answers; the 535 of a wrong password is in tests/ack/test_smtp.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from processor.db import session_scope
+from processor.db.models import Counter
+from processor.outbox import LOGIN_REFUSALS
+from tests.acknowledge.conftest import Desk, make_desk
+from tests.servers import DovecotServer, SmtpSink
+
+LOGIN_WANTED = (530, "5.7.0 Authentication required")
+
+
+def complaint(sender: str, n: int) -> bytes:
+    return (f"From: {sender}\r\nTo: complaints@example.com\r\nSubject: complaint {n}\r\n"
+            f"Message-ID: <login-{n}@customer.example>\r\n\r\nMy bill is wrong.\r\n").encode()
+
+
+def refusals(desk: Desk) -> int:
+    with session_scope(desk.runtime.engine) as session:
+        return session.scalar(select(Counter.value).where(Counter.name == LOGIN_REFUSALS)) or 0
+
+
+def test_a_refused_login_fails_no_mail_and_is_met_once_per_wait(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+        smtp_delivering: SmtpSink) -> None:
+    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_delivering)
+    # Refusals must not use up the attempts; the waits are 30 s, then 60 s (the test
+    # deployment's own are a second or two).
+    desk.deployment.sections["smtp"].update(max_attempts=2, retry_base_seconds=30,
+                                             retry_cap_seconds=3600)
+    desk.deployment.write()
+    desk.runtime.settings = desk.deployment.settings(desk.desk_account.password)
+    senders = [desk.complainant() for _ in range(3)]
+    desk.deliver(*(complaint(s, n) for n, s in enumerate(senders)))
+    desk.poll()
+    smtp = desk.smtp
+    smtp.fail_next(*LOGIN_WANTED, times=10, at="mail")
+    start = datetime.now(UTC)
+
+    first = desk.send(clock=lambda: start)
+    assert (first.sent, first.failed) == (0, 0)
+    assert first.login_refused and "530" in first.login_refused
+    assert smtp.failures_left("mail") == 9  # one MAIL FROM, not one per queued mail
+    waiting = desk.outbox()
+    assert [m.status for m in waiting] == ["queued"] * 3
+    assert all(m.attempts == 0 for m in waiting)
+    assert {m.next_attempt_at for m in waiting} == {start + timedelta(seconds=30)}
+    assert "refused the desk's login" in (waiting[0].last_error or "")
+
+    # Within the wait nothing is tried; after it, one more refusal doubles the wait.
+    assert desk.send(clock=lambda: start + timedelta(seconds=29)).sent == 0
+    assert smtp.failures_left("mail") == 9
+    again = start + timedelta(seconds=31)
+    assert desk.send(clock=lambda: again).login_refused
+    assert smtp.failures_left("mail") == 8 and refusals(desk) == 2
+    assert {m.next_attempt_at for m in desk.outbox()} == {again + timedelta(seconds=60)}
+    third = again + timedelta(seconds=61)
+    assert desk.send(clock=lambda: third).failed == 0  # past max_attempts, still waiting
+    assert all(m.status == "queued" for m in desk.outbox())
+
+    # The login is mended: everything goes, once, and the count of refusals starts over.
+    smtp.clear_failures()
+    sent = desk.send(clock=lambda: third + timedelta(hours=1))
+    assert (sent.sent, sent.failed, sent.login_refused) == (3, 0, None)
+    assert all(len(desk.inbox_of(s)) == 1 for s in senders)
+    assert refusals(desk) == 0
+    desk.runtime.engine.dispose()
+    desk.deployment.close()
+
+
+def test_the_commands_say_the_login_was_refused_and_outbox_send_flushes_the_wait(
+        desk: Desk) -> None:
+    sender = desk.complainant()
+    desk.deliver(complaint(sender, 1))
+    password = desk.desk_account.password
+    desk.smtp.fail_next(*LOGIN_WANTED, times=2, at="mail")
+    polled = desk.deployment.command(["poll", "--once"], password, check=False)
+    assert polled.returncode == 1  # cron mails the error to whoever can mend the login
+    assert "stored 1" in polled.stdout and "outbox: sent 0, retrying 1, failed 0" in polled.stdout
+    assert "refused the desk's login" in polled.stderr and "none failed" in polled.stderr
+    refused = desk.deployment.command(["outbox", "send"], password, check=False)
+    assert refused.returncode == 1
+    assert "refused the desk's login" in refused.stderr and "none failed" in refused.stderr
+    assert "hint: check [smtp] user" in refused.stderr and "Traceback" not in refused.stderr
+    [held] = desk.outbox()
+    assert held.status == "queued" and held.next_attempt_at > datetime.now(UTC)
+    check = desk.deployment.command(["status", "--check"], password, check=False)
+    assert check.returncode == 2, check.stdout  # critical at once: no acknowledgement goes out
+    assert "CRITICAL outbox: the SMTP server refused the desk's login 2 times" in check.stdout
+    # Mended (the sink accepts again): `outbox send` does not wait out the hold.
+    sent = desk.deployment.command(["outbox", "send"], password)
+    assert "sent 1" in sent.stdout
+    assert len(desk.inbox_of(sender)) == 1
+    check = desk.deployment.command(["status", "--check"], password, check=False)
+    assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
