@@ -6,14 +6,18 @@ login answers; the 535 of a wrong password is in tests/ack/test_smtp.py).
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from processor.db import session_scope
 from processor.db.models import Counter
-from processor.outbox import LOGIN_REFUSALS
+from processor.outbox import LOGIN_REFUSALS, _count_login_refusal
 from tests.acknowledge.conftest import Desk, make_desk
 from tests.servers import DovecotServer, SmtpSink
 
@@ -31,9 +35,8 @@ def refusals(desk: Desk) -> int:
 
 
 def test_a_refused_login_fails_no_mail_and_is_met_once_per_wait(
-        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
-        smtp_delivering: SmtpSink) -> None:
-    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_delivering)
+        tmp_path: Path, db_url: str, dovecot: DovecotServer, smtp_delivering: SmtpSink) -> None:
+    desk = make_desk(tmp_path, db_url, dovecot, smtp_delivering)
     # Refusals must not use up the attempts; the waits are 30 s, then 60 s (the test
     # deployment's own are a second or two).
     desk.deployment.sections["smtp"].update(max_attempts=2, retry_base_seconds=30,
@@ -103,3 +106,31 @@ def test_the_commands_say_the_login_was_refused_and_outbox_send_flushes_the_wait
     assert len(desk.inbox_of(sender)) == 1
     check = desk.deployment.command(["status", "--check"], password, check=False)
     assert check.returncode == 0 and check.stdout.startswith("OK"), check.stdout
+
+
+def test_two_workers_counting_the_first_refusal_at_once_both_count(engine: sa.Engine) -> None:
+    """The counter's row is made by the first refusal ever. Two PostgreSQL workers refused at
+    the same moment both try to make it: the second waits on the first's row, then counts."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL has writers that wait on each other's rows")
+    counts: list[int] = []
+    first = Session(engine)
+    counts.append(_count_login_refusal(first))  # made, not yet committed
+
+    def second() -> None:
+        with session_scope(engine) as session:
+            counts.append(_count_login_refusal(session))
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    with engine.connect() as watcher:  # until the second worker waits on the first's row
+        for _ in range(1000):
+            if watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                break
+            waiting.join(0.01)
+    first.commit()
+    first.close()
+    waiting.join(30)
+    assert counts == [1, 2]
+    with session_scope(engine) as session:
+        assert session.scalar(select(Counter.value).where(Counter.name == LOGIN_REFUSALS)) == 2
