@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,8 +46,10 @@ CLAIM_SECONDS = 300
 # Permanent failures that say the address itself is bad (RFC 3463 5.1.x), as opposed to
 # a policy or content refusal: only these suppress further automatic mail to the address.
 BAD_ADDRESS_CODES = (550, 551, 553)
-# Refusals of the desk's SMTP login since the last mail the server accepted (counters table).
+# Refusals of the desk's SMTP login since the last mail the server accepted, and the time (Unix
+# seconds) before which no mail is tried after the last one (rows of the counters table).
 LOGIN_REFUSALS = "smtp-login-refusals"
+LOGIN_HOLD_UNTIL = "smtp-login-hold-until"
 
 
 def queue_mail(session: Session, message: EmailMessage, *, kind: str, recipients: Sequence[str],
@@ -164,6 +168,8 @@ async def drain_outbox(engine: Engine, settings: Settings,
     worker = worker or worker_name()
     smtp = smtp_settings(settings)
     release_dead_claims(engine, clock())
+    if _login_held(engine, clock()):  # also mail queued since: each try would be one more
+        return stats
     while True:
         batch = claim_due(engine, clock(), limit, worker)
         if not batch:
@@ -246,10 +252,11 @@ def _wait_for_login(engine: Engine, settings: Settings, mail: OutboxMail, error:
         assert row is not None
         row.claimed_by, row.claimed_until = None, None
         row.last_error = error[:2000]
-        refusals = _count_login_refusal(session)
+        refusals = _set_counter(session, LOGIN_REFUSALS, Counter.value + 1)
         wait = min(settings.smtp.retry_cap_seconds,
                    settings.smtp.retry_base_seconds * 2 ** min(refusals - 1, 30))
         until = now + timedelta(seconds=wait)
+        _set_counter(session, LOGIN_HOLD_UNTIL, math.ceil(until.timestamp()))
         result = session.execute(
             update(OutboxMail)
             .where(OutboxMail.status == "queued", OutboxMail.next_attempt_at < until)
@@ -261,19 +268,26 @@ def _wait_for_login(engine: Engine, settings: Settings, mail: OutboxMail, error:
               "then `complaints outbox send`", error, held, until.isoformat(timespec="seconds"))
 
 
-def _count_login_refusal(session: Session) -> int:
-    """One more refusal in the desk-wide count (atomic: workers share it); the count after it."""
-    increment = (update(Counter).where(Counter.name == LOGIN_REFUSALS)
-                 .values(value=Counter.value + 1).returning(Counter.value))
-    count = session.scalar(increment)
-    if count is None:  # the first refusal ever: the row is made here, or by another worker now
+def _set_counter(session: Session, name: str, value: Any) -> int:
+    """Set a row of the counters table to `value` (an expression of `Counter.value` counts
+    atomically: workers share the row) and return what it holds after; made when missing."""
+    change = (update(Counter).where(Counter.name == name).values(value=value)
+              .returning(Counter.value))
+    result = session.scalar(change)
+    if result is None:  # the first time: the row is made here, or by another worker now
         try:
             with session.begin_nested():
-                session.add(Counter(name=LOGIN_REFUSALS, value=1))
-            return 1
+                session.add(Counter(name=name, value=0))
         except IntegrityError:
-            count = session.scalar(increment)
-    return int(count or 1)
+            pass
+        result = session.scalar(change)
+    return int(result or 0)
+
+
+def _login_held(engine: Engine, now: datetime) -> bool:
+    with session_scope(engine) as session:
+        until = session.scalar(select(Counter.value).where(Counter.name == LOGIN_HOLD_UNTIL))
+    return until is not None and until > now.timestamp()
 
 
 def release_claims(engine: Engine, ids: Sequence[int]) -> None:
@@ -299,6 +313,7 @@ def bring_forward(engine: Engine, now: datetime) -> int:
     once the relay or the settings are mended (as Postfix's `postqueue -f`). A mail that fails
     again is scheduled again as usual, so a drain after this still tries each mail once."""
     with session_scope(engine) as session:
+        session.execute(update(Counter).where(Counter.name == LOGIN_HOLD_UNTIL).values(value=0))
         result = session.execute(
             update(OutboxMail)
             .where(OutboxMail.status == "queued", OutboxMail.next_attempt_at > now)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from processor.db import session_scope
 from processor.db.models import Counter
-from processor.outbox import LOGIN_REFUSALS, _count_login_refusal
+from processor.outbox import LOGIN_REFUSALS, _set_counter
 from tests.acknowledge.conftest import Desk, make_desk
 from tests.servers import DovecotServer, SmtpSink
 
@@ -60,7 +60,11 @@ def test_a_refused_login_fails_no_mail_and_is_met_once_per_wait(
     assert {m.next_attempt_at for m in waiting} == {start + timedelta(seconds=30)}
     assert "refused the desk's login" in (waiting[0].last_error or "")
 
-    # Within the wait nothing is tried; after it, one more refusal doubles the wait.
+    # Within the wait nothing is tried, not even mail queued since; after it, one more
+    # refusal doubles the wait.
+    senders.append(desk.complainant())
+    desk.deliver(complaint(senders[-1], 4))
+    desk.poll()
     assert desk.send(clock=lambda: start + timedelta(seconds=29)).sent == 0
     assert smtp.failures_left("mail") == 9
     again = start + timedelta(seconds=31)
@@ -69,12 +73,12 @@ def test_a_refused_login_fails_no_mail_and_is_met_once_per_wait(
     assert {m.next_attempt_at for m in desk.outbox()} == {again + timedelta(seconds=60)}
     third = again + timedelta(seconds=61)
     assert desk.send(clock=lambda: third).failed == 0  # past max_attempts, still waiting
-    assert all(m.status == "queued" for m in desk.outbox())
+    assert [m.status for m in desk.outbox()] == ["queued"] * 4
 
     # The login is mended: everything goes, once, and the count of refusals starts over.
     smtp.clear_failures()
     sent = desk.send(clock=lambda: third + timedelta(hours=1))
-    assert (sent.sent, sent.failed, sent.login_refused) == (3, 0, None)
+    assert (sent.sent, sent.failed, sent.login_refused) == (4, 0, None)
     assert all(len(desk.inbox_of(s)) == 1 for s in senders)
     assert refusals(desk) == 0
     desk.runtime.engine.dispose()
@@ -115,11 +119,11 @@ def test_two_workers_counting_the_first_refusal_at_once_both_count(engine: sa.En
         pytest.skip("only PostgreSQL has writers that wait on each other's rows")
     counts: list[int] = []
     first = Session(engine)
-    counts.append(_count_login_refusal(first))  # made, not yet committed
+    counts.append(_set_counter(first, LOGIN_REFUSALS, Counter.value + 1))  # not committed
 
     def second() -> None:
         with session_scope(engine) as session:
-            counts.append(_count_login_refusal(session))
+            counts.append(_set_counter(session, LOGIN_REFUSALS, Counter.value + 1))
 
     waiting = threading.Thread(target=second)
     waiting.start()
