@@ -142,10 +142,11 @@ async def send_raw(settings: SmtpSettings, data: bytes, recipients: Sequence[str
     except aiosmtplib.SMTPAuthenticationError as exc:
         if source is None:
             raise LoginRefused(exc.code, exc.message) from None
-        # A token expires, or is revoked, while the helper still has a good one to give.
+        # A token expires, or is revoked, while the helper still has a good one to give; or
+        # the grant was withdrawn, and every mail would be refused as with a wrong password.
         source.forget()
-        raise SendTransient(f"{exc.code} {exc.message} (the access token was refused; the "
-                            "next attempt asks the token command again)") from None
+        raise LoginRefused(exc.code, f"{exc.message}; the access token was refused, the next "
+                                     "attempt asks the token command again") from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         reason = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)

@@ -313,10 +313,11 @@ def test_mail_is_sent_with_an_access_token_and_a_refused_one_is_asked_for_again(
         assert handler.offered == ["tok-1", "tok-1"]
 
         # The provider revoked it; the helper has a new one. The token in hand is refused
-        # once (a transient failure, retried), and the next attempt asks the helper again.
+        # once (a refused login: the mail waits, see processor.outbox), and the next attempt
+        # asks the helper again.
         handler.good = {"tok-2": "desk@example.com"}
         token_file.write_text("tok-2\n")
-        with pytest.raises(SendTransient, match="access token was refused"):
+        with pytest.raises(LoginRefused, match="access token was refused"):
             asyncio.run(send_message(settings, message(), ["carol@example.org"]))
         asyncio.run(send_message(settings, message(), ["carol@example.org"]))
         assert handler.offered[-2:] == ["tok-1", "tok-2"]
