@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -178,17 +177,20 @@ async def drain_outbox(engine: Engine, settings: Settings,
         failpoints.reach("outbox-claimed")
         for mail in batch:
             if should_stop():
-                release_claims(engine, [m.id for m in batch])
-                return stats
+                break
             await _send_one(engine, settings, smtp, mail, clock, stats)
             if stats.login_refused:
                 # Every other mail would meet the same refusal, and a relay that sees many
                 # failed logins may lock the account: stop here, all of it waits.
-                release_claims(engine, [m.id for m in batch])
+                break
+        else:
+            if len(batch) < limit:
+                _keep_copies(settings, stats)
                 return stats
-        if len(batch) < limit:
-            _keep_copies(settings, stats)
-            return stats
+            continue
+        release_claims(engine, [m.id for m in batch])
+        _keep_copies(settings, stats)  # what was sent before the stop keeps its copy
+        return stats
 
 
 async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail: OutboxMail,
@@ -268,7 +270,7 @@ def _wait_for_login(engine: Engine, settings: Settings, mail: OutboxMail, error:
               "then `complaints outbox send`", error, held, until.isoformat(timespec="seconds"))
 
 
-def _set_counter(session: Session, name: str, value: Any) -> int:
+def _set_counter(session: Session, name: str, value: int | ColumnElement[int]) -> int:
     """Set a row of the counters table to `value` (an expression of `Counter.value` counts
     atomically: workers share the row) and return what it holds after; made when missing."""
     change = (update(Counter).where(Counter.name == name).values(value=value)

@@ -516,7 +516,9 @@ class SmtpSink:
         self.deliver_to = deliver_to
         self._received: list[ReceivedMail] = []
         self._changed = threading.Condition()
-        self._failures: dict[str, list[tuple[int, str]]] = {"mail": [], "rcpt": [], "data": []}
+        # An entry None lets one command pass (fail_next's `after`).
+        self._failures: dict[str, list[tuple[int, str] | None]] = {
+            "mail": [], "rcpt": [], "data": []}
         self._controller: object | None = None
 
     # -- control ---------------------------------------------------------------------------
@@ -540,12 +542,13 @@ class SmtpSink:
             self._controller = None
 
     def fail_next(self, code: int, message: str = "Try again later", times: int = 1,
-                  at: str = "data") -> None:
-        """Answer `code message` to the next `times` MAIL, RCPT or DATA commands (`at`)."""
+                  at: str = "data", after: int = 0) -> None:
+        """Answer `code message` to the next `times` MAIL, RCPT or DATA commands (`at`), once
+        `after` more of them were accepted."""
         if at not in self._failures:
             raise ValueError(f"at must be one of {sorted(self._failures)}")
         with self._changed:
-            self._failures[at].extend([(code, message)] * times)
+            self._failures[at].extend([None] * after + [(code, message)] * times)
 
     def clear_failures(self) -> None:
         """Forget failures not yet answered: the server accepts everything again."""
@@ -577,10 +580,8 @@ class SmtpSink:
 
     def _take_failure(self, at: str) -> str | None:
         with self._changed:
-            if self._failures[at]:
-                code, message = self._failures[at].pop(0)
-                return f"{code} {message}"
-        return None
+            failure = self._failures[at].pop(0) if self._failures[at] else None
+        return f"{failure[0]} {failure[1]}" if failure else None
 
     def _record(self, mail: ReceivedMail) -> None:
         with self._changed:

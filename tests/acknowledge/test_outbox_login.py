@@ -85,6 +85,25 @@ def test_a_refused_login_fails_no_mail_and_is_met_once_per_wait(
     desk.deployment.close()
 
 
+def test_mail_sent_before_the_refusal_keeps_its_copy_in_the_sent_folder(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+        smtp_delivering: SmtpSink) -> None:
+    desk = make_desk(tmp_path, sqlite_url, dovecot, smtp_delivering)
+    desk.deployment.sections["smtp"]["sent_folder"] = "Sent"
+    desk.deployment.write()
+    desk.runtime.settings = desk.deployment.settings(desk.desk_account.password)
+    senders = [desk.complainant() for _ in range(2)]
+    desk.deliver(*(complaint(s, n) for n, s in enumerate(senders)))
+    desk.poll()
+    desk.smtp.fail_next(*LOGIN_WANTED, at="mail", after=1)  # the password changed in between
+    stats = desk.send()
+    assert (stats.sent, stats.failed) == (1, 0) and stats.login_refused
+    assert len(desk.desk_account.fetch_all("Sent")) == 1
+    assert [m.status for m in desk.outbox()] == ["sent", "queued"]
+    desk.runtime.engine.dispose()
+    desk.deployment.close()
+
+
 def test_the_commands_say_the_login_was_refused_and_outbox_send_flushes_the_wait(
         desk: Desk) -> None:
     sender = desk.complainant()
