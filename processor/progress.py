@@ -262,6 +262,7 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
     from processor.classify import classify
     from processor.compose import compose_case_mail, make_message_id
     from processor.db.deferred import write_deferred
+    from processor.db.ledger import automatic_mail_last_minute
     from processor.db.models import OutboxMail, Suppression
     from processor.db.store import add_event
     from processor.loopguard import robot_signals
@@ -283,9 +284,7 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
     replies = session.scalar(select(func.count()).select_from(OutboxMail).where(
         OutboxMail.case_id == case.id, OutboxMail.kind == KIND,
         OutboxMail.created_at >= now - timedelta(hours=window))) or 0
-    global_count = session.scalar(select(func.count()).select_from(OutboxMail).where(
-        OutboxMail.automatic.is_(True),
-        OutboxMail.created_at >= now - timedelta(minutes=1))) or 0
+    global_count = automatic_mail_last_minute(session, now)
     suppressed_until = session.scalar(select(Suppression.until).where(
         Suppression.address == case.complainant_address.lower(), Suppression.until > now))
     plan = plan_progress_reply(

@@ -31,7 +31,8 @@ from processor.classify import builtin_rules_dir
 from processor.compose import compose_case_mail, make_message_id
 from processor.config import LifecycleSettings, Settings
 from processor.db import session_scope
-from processor.db.models import Case, Event, OutboxMail, Suppression
+from processor.db.ledger import automatic_mail_last_minute
+from processor.db.models import Case, Event, Suppression
 from processor.db.store import add_event
 from processor.errors import ConfigError
 from processor.render import TemplateRenderer, base_language, format_when
@@ -248,10 +249,7 @@ def tick(engine: Engine, settings: Settings, now: datetime, *,
         store or BlobStore(settings.data_dir / "blobs"),
         schedule or load_schedule(settings.lifecycle, settings.processing.rules_dir))
     with session_scope(engine) as session:
-        work.automatic_last_minute = session.scalar(
-            select(func.count()).select_from(OutboxMail).where(
-                OutboxMail.automatic.is_(True),
-                OutboxMail.created_at >= now - timedelta(minutes=1))) or 0
+        work.automatic_last_minute = automatic_mail_last_minute(session, now)
     for breach in ("first-response", "resolution"):
         with session_scope(engine) as session:
             _escalate(session, work, breach)

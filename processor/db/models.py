@@ -332,6 +332,8 @@ class OutboxMail(Base):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_recipient_kind", "recipient", "kind", "created_at"),
         Index("ix_outbox_case", "case_id"),
+        # The per-minute ceiling counts automatic mail by creation time, and rows are kept.
+        Index("ix_outbox_created_automatic", "created_at", "automatic"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
