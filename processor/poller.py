@@ -69,14 +69,11 @@ class PollStats:
     # poll asks again (see Poller._tidy); `refused` is the server's last answer.
     unmoved: int = 0
     refused: str | None = None
-    cases: list[str] = field(default_factory=list)
 
     def count(self, outcome: MailOutcome) -> None:
         self.fetched += 1
         if outcome.outcome == "stored":
             self.stored += 1
-            if outcome.case_reference:
-                self.cases.append(outcome.case_reference)
         elif outcome.outcome == "duplicate":
             self.duplicates += 1
         elif outcome.outcome == "ignored":
