@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from processor.db import check_schema_current, open_database, upgrade_schema
-from processor.db.migrate import current_revision, head_revision
+from processor.db.migrate import SCHEMA_HEAD, current_revision, head_revision
 from processor.db.models import Base
 from processor.errors import SchemaOutOfDate
 
@@ -19,6 +19,12 @@ def test_models_and_migrations_agree(db_url: str) -> None:
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_the_schema_check_expects_the_newest_migration() -> None:
+    # The check compares against SCHEMA_HEAD, not Alembic's reading of the migration files, so a
+    # migration added without moving SCHEMA_HEAD would let old schemas through.
+    assert SCHEMA_HEAD == head_revision()
 
 
 def test_out_of_date_schema_is_refused_until_upgraded(db_url: str) -> None:
