@@ -98,6 +98,8 @@ class DrainStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    # Mails of a claimed batch left unsent because another worker had taken them over.
+    lost_claims: int = 0
     # Set when the server refused the desk's login: the drain stops, every queued mail waits.
     login_refused: str | None = None
     sent_raws: list[bytes] = field(default_factory=list, repr=False)
@@ -175,22 +177,34 @@ async def drain_outbox(engine: Engine, settings: Settings,
             _keep_copies(settings, stats)
             return stats
         failpoints.reach("outbox-claimed")
-        for mail in batch:
-            if should_stop():
-                break
-            await _send_one(engine, settings, smtp, mail, clock, stats)
-            if stats.login_refused:
-                # Every other mail would meet the same refusal, and a relay that sees many
-                # failed logins may lock the account: stop here, all of it waits.
-                break
+        if await send_claimed(engine, settings, smtp, batch, worker, clock, stats, should_stop):
+            if len(batch) == limit:
+                continue  # there may be more due
         else:
-            if len(batch) < limit:
-                _keep_copies(settings, stats)
-                return stats
-            continue
-        release_claims(engine, [m.id for m in batch])
-        _keep_copies(settings, stats)  # what was sent before the stop keeps its copy
+            release_claims(engine, [m.id for m in batch], worker)
+        _keep_copies(settings, stats)  # what was sent before a stop keeps its copy too
         return stats
+
+
+async def send_claimed(engine: Engine, settings: Settings, smtp: SmtpSettings,
+                       batch: Sequence[OutboxMail], worker: str,
+                       clock: Callable[[], datetime], stats: DrainStats,
+                       should_stop: Callable[[], bool]) -> bool:
+    """Send a batch `worker` claimed, mail by mail; False when it stopped before the end."""
+    for mail in batch:
+        if should_stop():
+            return False
+        if not renew_claim(engine, mail.id, worker, clock()):
+            stats.lost_claims += 1
+            log.warning("not sending %s %s: its claim passed to another worker while this "
+                        "one was stalled", mail.kind, mail.message_id)
+            continue
+        await _send_one(engine, settings, smtp, mail, clock, stats)
+        if stats.login_refused:
+            # Every other mail would meet the same refusal, and a relay that sees many
+            # failed logins may lock the account: stop here, all of it waits.
+            return False
+    return True
 
 
 async def _send_one(engine: Engine, settings: Settings, smtp: SmtpSettings, mail: OutboxMail,
@@ -292,12 +306,33 @@ def _login_held(engine: Engine, now: datetime) -> bool:
     return until is not None and until > now.timestamp()
 
 
-def release_claims(engine: Engine, ids: Sequence[int]) -> None:
-    """Give back claims on mail not attempted (a stop), so it goes out at once after restart."""
+def release_claims(engine: Engine, ids: Sequence[int], worker: str) -> None:
+    """Give back claims on mail not attempted (a stop), so it goes out at once after restart;
+    only those still held by `worker`, never a claim another worker has taken since."""
     with session_scope(engine) as session:
         for row in session.scalars(select(OutboxMail).where(OutboxMail.id.in_(list(ids)),
-                                                            OutboxMail.status == "queued")):
+                                                            OutboxMail.status == "queued",
+                                                            OutboxMail.claimed_by == worker)):
             row.claimed_by, row.claimed_until = None, None
+
+
+def renew_claim(engine: Engine, mail_id: int, worker: str, now: datetime) -> bool:
+    """Whether `worker` still holds its claim on the mail, renewed for CLAIM_SECONDS if so.
+
+    Asked just before each mail of a claimed batch is sent. A worker that stalls (a frozen
+    host, a starved machine) for longer than the takeover time is presumed gone and its claims
+    go to others (release_claims_of_dead_workers), as do claims that outlive CLAIM_SECONDS
+    behind a slow relay. Without this check it would wake and send the rest of its batch
+    again; with it, at most the one mail in flight when it stalled can go out twice, the limit
+    of at-least-once delivery over SMTP."""
+    with session_scope(engine) as session:
+        renewed = session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id, OutboxMail.claimed_by == worker,
+                   OutboxMail.status == "queued")
+            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            .execution_options(synchronize_session=False))
+        return (renewed.rowcount or 0) == 1  # type: ignore[attr-defined]
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, days: int) -> None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
+from processor.db import session_scope
+from processor.outbox import (
+    CLAIM_SECONDS,
+    DrainStats,
+    claim_due,
+    drain_outbox,
+    queue_mail,
+    send_claimed,
+    smtp_settings,
+)
 from tests.acknowledge.conftest import Desk, make_desk
 from tests.deployment import Deployment
 from tests.servers import DovecotServer, ImapAccount, SmtpSink
@@ -113,3 +125,34 @@ def test_killed_between_queueing_and_sending_delivers_once_after_restart(
     assert len(smtp_delivering.received) == 1
     assert len(dovecot.account(sender.split("@")[0]).fetch_all("INBOX")) == 1
     dep.close()
+
+
+def test_a_worker_stalled_past_its_claims_sends_none_of_the_mail_taken_over(desk: Desk) -> None:
+    """A worker claims a batch, then stalls (a frozen host, a starved machine) until its claims
+    lapse and another worker takes the mail. When it wakes it must not send that mail again:
+    it checks each claim before each send. Seen on a loaded machine before the check: three
+    workers sent 118 mails twice."""
+    engine, settings = desk.runtime.engine, desk.runtime.settings
+    recipients = [desk.complainant() for _ in range(3)]
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        for n, recipient in enumerate(recipients):
+            mail = EmailMessage()
+            mail["From"], mail["To"], mail["Subject"] = "complaints@example.com", recipient, "x"
+            mail["Message-ID"] = f"<stalled-{n}@desk.example.com>"
+            mail.set_content("Your case is being handled.\n")
+            queue_mail(session, mail, kind="notice", recipients=[recipient], now=now)
+    stalled = claim_due(engine, now, 100, "host:1:stalled")
+    assert len(stalled) == 3
+    # Its claims have lapsed by the time another worker drains the outbox.
+    after = now + timedelta(seconds=CLAIM_SECONDS + 1)
+    heir = asyncio.run(drain_outbox(engine, settings, lambda: after, worker="host:2:heir"))
+    assert heir.sent == 3
+    woken = DrainStats()
+    finished = asyncio.run(send_claimed(engine, settings, smtp_settings(settings), stalled,
+                                        "host:1:stalled", lambda: after, woken, lambda: False))
+    assert finished and (woken.sent, woken.lost_claims) == (0, 3)
+    assert [len(desk.inbox_of(recipient)) for recipient in recipients] == [1, 1, 1]
+    # A stop gives back only the claims it still holds: none of the heir's.
+    again = claim_due(engine, after, 100, "host:1:stalled")
+    assert again == []
