@@ -3,6 +3,8 @@ configuration file pointing at real test servers, and a way to run the `complain
 
 from __future__ import annotations
 
+import io
+import locale
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from processor.config import Settings, load_settings
 from processor.db import open_database, upgrade_schema
+from tests.forked import run_complaints, stop_forking
 from tests.servers import ImapAccount
 
 PASSWORD_ENV = "COMPLAINTS_TEST_IMAP_PASSWORD"
@@ -119,9 +122,9 @@ class Deployment:
 
     def command(self, args: Sequence[str], password: str, *, check: bool = True,
                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "processor", *args], env=self.env(password),
-                                text=True, capture_output=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+        done = run_complaints(args, self.env(password), timeout=timeout)
+        result = subprocess.CompletedProcess(done.args, done.returncode, _text(done.stdout),
+                                             _text(done.stderr))
         if check and result.returncode != 0:
             raise AssertionError(f"complaints {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -129,9 +132,9 @@ class Deployment:
 
     def command_bytes(self, args: Sequence[str], password: str) -> bytes:
         """Standard output as bytes, for commands that print a raw mail."""
-        return subprocess.run([sys.executable, "-m", "processor", *args], env=self.env(password),
-                              capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
-                              check=True).stdout
+        done = run_complaints(args, self.env(password))
+        done.check_returncode()
+        return done.stdout
 
     def popen(self, args: Sequence[str], password: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "processor", *args],
@@ -157,6 +160,11 @@ class Deployment:
             self._engine = None
 
 
+def _text(output: bytes) -> str:
+    """Output as subprocess.run(text=True) gives it: decoded, with universal newlines."""
+    return io.TextIOWrapper(io.BytesIO(output), encoding=locale.getpreferredencoding(False)).read()
+
+
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -175,3 +183,10 @@ def deployment(tmp_path: Path, db_url: str, imap_account: ImapAccount) -> Iterat
     dep.upgrade()
     yield dep
     dep.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forked_commands() -> Iterator[None]:
+    """The process `complaints` commands are forked from ends with the session."""
+    yield
+    stop_forking()

@@ -14,7 +14,11 @@ Load with ``pytest_plugins = ["tests.servers"]``. Fixtures:
                              the account on one of its folders, as an administrator would (10149)
     dovecot_oauth2 session   (DovecotServer, TokenIssuer): logins with OAuth 2.0 access tokens
                              (XOAUTH2) as well, each checked against the issuer's loopback
-                             userinfo endpoint, as a provider's (10150; the endpoint on 10151)
+                             userinfo endpoint, as a provider's (both on free ports, one pair
+                             per test process)
+    private_dovecot function DovecotServer on a free port, for this test alone: one that stops
+                             or restarts its server must not take the shared one from the tests
+                             running beside it (pytest-xdist); stopped and removed afterwards
     imap_account   function  ImapAccount: a fresh Dovecot user, i.e. an isolated empty mailbox
     pymap_server   session   PymapServer: pymap's in-memory backend, one user, on a free port
     smtp_server    function  SmtpSink: aiosmtpd on a free port recording every envelope
@@ -410,11 +414,29 @@ class TokenIssuer:
 
 @pytest.fixture(scope="session")
 def dovecot_oauth2() -> Iterator[tuple[DovecotServer, TokenIssuer]]:
-    issuer = TokenIssuer(10151)
+    # Each test process (pytest-xdist runs several) has its own issuer, so its own Dovecot
+    # asking that issuer, on free ports; stopped and removed at the end of the session.
+    issuer = TokenIssuer(free_port())
+    server: DovecotServer | None = None
     try:
-        yield _further_dovecot(10150, "oauth2", oauth2_url=issuer.url), issuer
+        server = _further_dovecot(free_port(), f"oauth2-{uuid.uuid4().hex[:12]}",
+                                  oauth2_url=issuer.url)
+        yield server, issuer
     finally:
+        if server is not None:
+            server.stop()
+            shutil.rmtree(server.state_dir, ignore_errors=True)
         issuer.close()
+
+
+@pytest.fixture
+def private_dovecot() -> Iterator[DovecotServer]:
+    server = _further_dovecot(free_port(), f"private-{uuid.uuid4().hex[:12]}")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

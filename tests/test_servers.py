@@ -122,7 +122,8 @@ def test_dovecot_users_are_isolated(dovecot: DovecotServer) -> None:
     assert dovecot.new_user("agent").startswith("agent")
 
 
-def test_dovecot_restart_keeps_mail(dovecot: DovecotServer, imap_account: ImapAccount) -> None:
+def test_dovecot_restart_keeps_mail(private_dovecot: DovecotServer) -> None:
+    dovecot, imap_account = private_dovecot, private_dovecot.account()
     imap_account.append("Processed", [make_mail(1), make_mail(2)])
     uids_before = imap_account.uids("Processed")
     try:
