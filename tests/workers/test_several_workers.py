@@ -23,6 +23,8 @@ from tests.servers import DovecotServer, ImapAccount, SmtpSink
 from tests.workers.conftest import WorkerProcess, Workers, wait_until
 
 TAKEOVER = 6  # seconds; workers.takeover_seconds in these deployments
+# Queued mail for three workers to share: three claims of 100 (processor.outbox's batch).
+N_OUTBOX = 300
 
 
 def complaint(index: int, *, to: str = "complaints@example.com", sender: str | None = None,
@@ -109,7 +111,7 @@ def each_mail_once(dep: Deployment, account: ImapAccount, smtp: SmtpSink, n: int
 def test_three_workers_on_one_mailbox_store_and_answer_every_mail_once(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
         workers: Workers) -> None:
-    n = 2000
+    n = 300  # six batches: enough for the folder to change hands and for both to stand by
     dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
     dep.upgrade()
     imap_account.append("INBOX", [complaint(i) for i in range(n)])
@@ -150,9 +152,9 @@ def holder_and_heir(tmp_path: Path, pg_url: str, account: ImapAccount, smtp: Smt
 def test_worker_killed_mid_batch_is_taken_over_within_the_takeover_time(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
         workers: Workers) -> None:
-    n = 400
+    n = 150
     dep, victim, heir = holder_and_heir(tmp_path, pg_url, imap_account, smtp_server, workers,
-                                        n, "mid-batch:170")
+                                        n, "mid-batch:70")
     assert victim.proc.wait(timeout=300) == -signal.SIGKILL
     died = time.monotonic()
     took = wait_until(lambda: heir.owns(_holder(dep)), timeout=3 * TAKEOVER,
@@ -172,9 +174,9 @@ def test_frozen_worker_is_taken_over_and_cannot_commit_when_it_wakes(
     """A hung host (SIGSTOP mid-batch, inside its transaction): its process lives, so only the
     lease's expiry can free the folder; PostgreSQL ends its stalled transaction, and when it
     wakes its lease is gone: it must not file or move anything."""
-    n = 300
+    n = 150
     dep, frozen, heir = holder_and_heir(tmp_path, pg_url, imap_account, smtp_server, workers,
-                                        n, "mid-batch:120:stop")
+                                        n, "mid-batch:70:stop")
     wait_until(lambda: heir.owns(_holder(dep)), timeout=4 * TAKEOVER,
                what="the second worker to take the folder over")
     wait_for_backlog(dep, imap_account, n, timeout=600)
@@ -199,7 +201,7 @@ def test_mails_of_one_thread_at_two_workers_at_once_land_on_one_case(
     """Each thread's complaint reaches one mailbox and two replies to it reach the other; one
     worker serves each mailbox, both at once. Without the thread claims, each worker would
     open its own case for the thread (neither sees the other's uncommitted rows)."""
-    threads = 60
+    threads = 30
     first, second = dovecot.account(), dovecot.account()
     boxes = {"first": first, "second": second}
     one = desk(tmp_path, pg_url, smtp_server, {"first": first}, name="one", per_sender=3)
@@ -268,7 +270,7 @@ def test_acknowledgement_limit_per_sender_holds_across_workers(
 
 # --- the outbox ----------------------------------------------------------------------------
 
-def test_three_workers_drain_an_outbox_of_1000_sending_each_mail_once(
+def test_three_workers_drain_an_outbox_of_300_sending_each_mail_once(
         tmp_path: Path, pg_url: str, imap_account: ImapAccount, smtp_server: SmtpSink,
         workers: Workers) -> None:
     dep = desk(tmp_path, pg_url, smtp_server, {"complaints": imap_account})
@@ -276,7 +278,7 @@ def test_three_workers_drain_an_outbox_of_1000_sending_each_mail_once(
     engine = open_database(pg_url)
     now = datetime.now(UTC)
     with session_scope(engine) as session:
-        for i in range(1000):
+        for i in range(N_OUTBOX):
             mail = EmailMessage()
             recipient = f"person{i}@mail.example.org"
             mail["From"] = "complaints@example.com"
@@ -287,11 +289,12 @@ def test_three_workers_drain_an_outbox_of_1000_sending_each_mail_once(
             queue_mail(session, mail, kind="notice", recipients=[recipient], now=now)
     engine.dispose()
     started = [workers.start(dep, imap_account.password) for _ in range(3)]
-    wait_until(lambda: dep.scalar("SELECT count(*) FROM outbox WHERE status = 'sent'") == 1000,
+    wait_until(lambda: dep.scalar("SELECT count(*) FROM outbox WHERE status = 'sent'")
+               == N_OUTBOX,
                timeout=300, what="the outbox to drain")
     assert [worker.stop() for worker in started] == [0, 0, 0]
     sent = message_ids(smtp_server.received)
-    assert len(sent) == 1000 and set(sent.values()) == {1}, sent.most_common(3)
+    assert len(sent) == N_OUTBOX and set(sent.values()) == {1}, sent.most_common(3)
     assert dep.scalar("SELECT max(attempts) FROM outbox") == 1
     assert sum("sent notice" in worker.log() for worker in started) >= 2, \
         "one worker sent everything: the claims were not shared"
