@@ -3,11 +3,14 @@ configuration file pointing at real test servers, and a way to run the `complain
 
 from __future__ import annotations
 
+import atexit
 import io
 import locale
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,17 +28,96 @@ from tests.servers import ImapAccount
 PASSWORD_ENV = "COMPLAINTS_TEST_IMAP_PASSWORD"
 
 
+# -- databases built by the migrations, copied ------------------------------------------------
+# Running the five migrations takes two to four seconds on a slow machine, and well over a
+# hundred tests need a migrated database. Each test process migrates one empty database of each
+# kind once, and a test's empty database is made a copy of it: the same file for SQLite, a
+# database created from it as a template for PostgreSQL. The migrations themselves are tested
+# on empty databases (tests/db/test_migrations.py), and a database that is not empty, at an
+# older revision say, is still upgraded by Alembic.
+
+_ADMIN_URLS: dict[str, str] = {}  # PostgreSQL database made by _fresh_postgres -> admin URL
+_TEMPLATES: dict[str, str] = {}  # "sqlite" -> migrated file; admin URL -> migrated database
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema, as upgrade_schema does."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database:
+        target = Path(parsed.database)
+        if not target.exists() or target.stat().st_size == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_sqlite_template(), target)
+            return
+    elif parsed.database in _ADMIN_URLS and _is_empty(url):
+        admin_url = _ADMIN_URLS[parsed.database]
+        template = _postgres_template(admin_url)
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{parsed.database}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{template}"')
+        admin.dispose()
+        return
+    engine = open_database(url)
+    upgrade_schema(engine)
+    engine.dispose()
+
+
+def _is_empty(url: str) -> bool:
+    engine = open_database(url)
+    with engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+    engine.dispose()
+    return not tables
+
+
+def _sqlite_template() -> Path:
+    if "sqlite" not in _TEMPLATES:
+        path = Path(tempfile.mkdtemp(prefix="complaints-schema-")) / "migrated.sqlite3"
+        engine = open_database(f"sqlite:///{path}")
+        upgrade_schema(engine)
+        engine.dispose()  # the last connection closed: the file holds the whole schema
+        atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+        _TEMPLATES["sqlite"] = str(path)
+    return Path(_TEMPLATES["sqlite"])
+
+
+def _postgres_template(admin_url: str) -> str:
+    if admin_url not in _TEMPLATES:
+        name = f"ct_schema_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        engine = open_database(make_url(admin_url).set(database=name)
+                               .render_as_string(hide_password=False))
+        upgrade_schema(engine)
+        engine.dispose()  # a template may have no one connected while it is copied
+        atexit.register(_drop_database, admin_url, name)
+        _TEMPLATES[admin_url] = name
+    return _TEMPLATES[admin_url]
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 def _fresh_postgres(admin_url: str) -> Iterator[str]:
     name = f"ct_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    _ADMIN_URLS[name] = admin_url
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+        _ADMIN_URLS.pop(name, None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -50,9 +132,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
-    """An empty database of each kind, built by the migrations."""
+    """An empty database of each kind, built by the migrations (a copy of one, see migrate)."""
+    migrate(db_url)
     engine = open_database(db_url)
-    upgrade_schema(engine)
     yield engine
     engine.dispose()
 
@@ -116,9 +198,7 @@ class Deployment:
         return load_settings(self.config_path, environ=self.env(password))
 
     def upgrade(self) -> None:
-        engine = open_database(self.db_url)
-        upgrade_schema(engine)
-        engine.dispose()
+        migrate(self.db_url)
 
     def command(self, args: Sequence[str], password: str, *, check: bool = True,
                 timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -88,5 +88,7 @@ def wait_until(condition: Callable[[], object], timeout: float = 120.0,
     while time.monotonic() < deadline:
         if condition():
             return time.monotonic() - started
-        time.sleep(0.05)
+        # Between questions: each is a query, and asking faster takes the CPU from the workers
+        # being watched, which on a two-core machine is most of what slows them.
+        time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
