@@ -38,6 +38,15 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def stopped_by_signal(self) -> bool:
+        """Whether the process is stopped (SIGSTOP, as a `:stop` failpoint does to itself):
+        the state letter in /proc/<pid>/stat, after the command name in parentheses."""
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
     def stop(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -177,6 +177,9 @@ def test_frozen_worker_is_taken_over_and_cannot_commit_when_it_wakes(
     n = 150
     dep, frozen, heir = holder_and_heir(tmp_path, pg_url, imap_account, smtp_server, workers,
                                         n, "mid-batch:70:stop")
+    # Reaching the 70th mail takes as long as the machine needs; the takeover time counts
+    # from the freeze.
+    wait_until(frozen.stopped_by_signal, timeout=300, what="the first worker to freeze")
     wait_until(lambda: heir.owns(_holder(dep)), timeout=4 * TAKEOVER,
                what="the second worker to take the folder over")
     wait_for_backlog(dep, imap_account, n, timeout=600)
