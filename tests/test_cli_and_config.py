@@ -3,7 +3,9 @@ traceback; every command's help has an example; rules reload on SIGHUP."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import click
 import pytest
 
+from processor import config
 from processor.cli import main
 from processor.config import Secret, load_settings, settings_from_mapping
 from processor.errors import ConfigError
@@ -160,3 +163,31 @@ def test_run_refuses_invalid_rules_then_reloads_them_on_sighup(
         proc.wait(timeout=60)
     assert proc.returncode == 0, log_path.read_text()
     assert "reloaded" in str(deployment.scalar("SELECT tags FROM cases"))
+
+
+def test_every_configuration_key_is_in_the_readme_reference() -> None:
+    """Each key the loader takes appears in README's reference table, in its section's rows
+    (the digest's keys in its own section's sample): a key added without a word there fails
+    here."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows: dict[str, str] = {}
+    section = None
+    for line in readme.splitlines():
+        cells = line.split("|")
+        if not line.startswith("| ") or len(cells) < 4:
+            section = None
+            continue
+        if cells[1].strip():
+            section = cells[1].strip().strip("`")
+        if section is not None:
+            rows[section] = rows.get(section, "") + cells[2]
+    digest = readme.split("## The daily digest", 1)[1].split("\n## ", 1)[0]
+    sections: dict[str, tuple[type, str]] = {
+        name: (cls, digest if name == "digest" else rows.get(name, ""))
+        for name, cls in config._SECTIONS.items()}
+    sections["mailbox.NAME"] = (config.MailboxSettings, rows.get("mailbox.NAME", ""))
+    missing = [f"[{name}] {f.name}" for name, (cls, text) in sections.items()
+               for f in dataclasses.fields(cls)
+               if f.name != "name" and not re.search(
+                   rf"`{re.escape(f.name)}`|^{re.escape(f.name)} = ", text, re.MULTILINE)]
+    assert missing == [], missing
