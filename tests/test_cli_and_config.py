@@ -191,3 +191,21 @@ def test_every_configuration_key_is_in_the_readme_reference() -> None:
                if f.name != "name" and not re.search(
                    rf"`{re.escape(f.name)}`|^{re.escape(f.name)} = ", text, re.MULTILINE)]
     assert missing == [], missing
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    """`complaints ...` for every command, and each long option somewhere beside it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+    def commands(command: click.Command, path: tuple[str, ...]
+                 ) -> list[tuple[str, click.Command]]:
+        if isinstance(command, click.Group):
+            return [found for name, sub in command.commands.items()
+                    for found in commands(sub, (*path, name))]
+        return [(" ".join(("complaints", *path)), command)]
+
+    missing = [f"{name} {option}".strip() for name, command in commands(main, ())
+               for option in ["", *(o for p in command.params for o in p.opts
+                                   if o.startswith("--"))]
+               if (name not in readme if not option else option not in readme)]
+    assert missing == [], missing
