@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -101,7 +102,7 @@ class ForkedCommands:
             try:
                 code = int.from_bytes(_receive(channel, timeout), "big", signed=True)
             except TimeoutError:
-                os.kill(pid, 9)
+                os.kill(pid, signal.SIGKILL)
                 _receive(channel, None)
                 raise subprocess.TimeoutExpired(["complaints", *argv], timeout) from None
             out.seek(0)
