@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import logging
@@ -90,7 +91,13 @@ def _rebuilt(cls: type, names: tuple[str, ...], values: tuple[object, ...]) -> o
 PREPARE_HERE_BYTES = 8 * 1024 * 1024
 # Below this many mails a batch is prepared here: shipping it costs more than it saves.
 MIN_PARALLEL_MAILS = 24
-CHUNK_MAILS = 25
+# Mails sent to a worker together. Each chunk's result must travel back through this process
+# (whose threads share one interpreter lock with the filing) before the next is sent; 50 keeps
+# a worker busy about 80 ms per chunk, longer than that trip (benchmarks/RESULTS.md).
+CHUNK_MAILS = 50
+# What the pipes to and from the worker processes hold before a writer waits (Linux's most
+# for an unprivileged process; the default is 64 KiB).
+PIPE_BYTES = 1024 * 1024
 
 
 class PrepareFailed(Exception):
@@ -416,6 +423,10 @@ class Preparer:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._pool_of: _Dispatcher | None = None
+        # Batches are given from a connection's thread (processor.connection_thread),
+        # acknowledgements from the filing thread, and `run` polls several mailboxes at once:
+        # one pool for them all.
+        self._pool_lock = threading.Lock()
 
     @staticmethod
     def automatic() -> int:
@@ -451,6 +462,10 @@ class Preparer:
         return self._pool().submit(True, function, *args)
 
     def _pool(self) -> _Dispatcher:
+        with self._pool_lock:
+            return self._locked_pool()
+
+    def _locked_pool(self) -> _Dispatcher:
         if self._pool_of is not None and self._pool_of.broken:
             # A worker process died (or the pool could not start one): the work given to it
             # is done here by its callers, and later work goes to a new pool.
@@ -464,11 +479,36 @@ class Preparer:
             executor = ProcessPoolExecutor(self.processes, mp_context=context,
                                            initializer=_worker_started,
                                            initargs=(os.getpid(),))
+            widen_pipes(executor)
             # One chunk running in each process and one waiting: nothing urgent waits long.
             self._pool_of = _Dispatcher(executor, 2 * self.processes)
         return self._pool_of
 
     def close(self) -> None:
-        if self._pool_of is not None:
-            self._pool_of.close()
-            self._pool_of = None
+        with self._pool_lock:
+            if self._pool_of is not None:
+                self._pool_of.close()
+                self._pool_of = None
+
+
+def widen_pipes(executor: ProcessPoolExecutor) -> None:
+    """Let the pipes that carry chunks to the worker processes and results back hold
+    PIPE_BYTES. With 64 KiB, a chunk of mails (about 2 MB) crossed in 30 writes, and after
+    each one the thread writing it waited for the interpreter lock, held by the filing:
+    the workers sat waiting for their input, and the poll of the benchmark's 10,000 mails
+    took 1.5-2 s longer. Where the pipes cannot be widened (not Linux, or the queues'
+    insides changed), they stay as they are: slower, not wrong."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    # The standard library keeps these pipes private: looked up with care.
+    ends = [getattr(getattr(executor, "_call_queue", None), "_writer", None),
+            getattr(getattr(executor, "_result_queue", None), "_writer", None)]
+    for end in ends:
+        if end is None:
+            log.debug("a preparing process's pipe was not found; left as it is")
+            continue
+        try:
+            fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
+        except OSError as exc:  # over /proc/sys/fs/pipe-max-size, or out of pipe quota
+            log.debug("a preparing process's pipe stays as it is: %s", exc)

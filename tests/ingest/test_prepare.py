@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import operator
 import os
 import pickle
 import signal
@@ -25,6 +27,7 @@ from processor.imap import FetchedMail
 from processor.mail import Attachment, ParsedMessage, ParseLimits, parse_message
 from processor.prepare import (
     MIN_PARALLEL_MAILS,
+    PIPE_BYTES,
     PREPARE_HERE_BYTES,
     Preparer,
     Recipients,
@@ -212,3 +215,19 @@ def _ack_request(original: ParsedMessage) -> AckRequest:
         message_id="<ack-1.test@desk.example.com>", loop_header_name="X-Loop",
         loop_header_value="test-desk", date=datetime(2026, 11, 29, tzinfo=UTC),
         max_subject_chars=120)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_pipes_to_and_from_the_preparing_processes_hold_a_mebibyte() -> None:
+    """At 64 KiB a chunk of mails crossed in dozens of writes, each waiting for the
+    interpreter lock (processor.prepare.widen_pipes)."""
+    preparer = Preparer(1)
+    try:
+        done = preparer.call(operator.add, 2, 3)
+        assert done is not None and done.result(timeout=60) == 5
+        executor = preparer._pool().executor
+        for end in (executor._call_queue._writer,  # type: ignore[attr-defined]
+                    executor._result_queue._writer):  # type: ignore[attr-defined]
+            assert fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    finally:
+        preparer.close()
