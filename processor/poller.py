@@ -11,15 +11,17 @@ poll finds it first (`_finish_pending`) and moves it according to what was recor
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from processor import failpoints
+from processor.ahead import FetchAhead
 from processor.config import MailboxSettings
+from processor.connection_thread import ConnectionThread
 from processor.coordination import HeldLease
 from processor.db import conflicts_as, session_scope
 from processor.db.models import PollRun
@@ -37,6 +39,7 @@ from processor.prepare import Prepared, PreparedBatch
 from processor.runtime import Runtime
 
 log = logging.getLogger("processor.poller")
+T = TypeVar("T")
 
 # A batch's mails are all held until its commit, and the batches fetched ahead of it while
 # they are prepared (see _poll): at most BATCHES_AHEAD of them, and only while the batches not
@@ -111,6 +114,8 @@ class Poller:
         self.store = self.runtime.store
         # Why filed mail can be neither moved nor marked in this poll, if it cannot (_poll).
         self._untouchable: str | None = None
+        # The connection's own thread while new mail is ingested (_poll).
+        self._server: ConnectionThread | None = None
 
     def poll(self, connection: MailboxConnection,
              on_backlog: Callable[[int], Progress | None] | None = None) -> PollStats:
@@ -159,40 +164,49 @@ class Poller:
         if not new_uids:
             return
         progress = on_backlog(len(new_uids)) if on_backlog else None
-        batches = self._batches(connection, new_uids)
+        # From here the connection belongs to its own thread (processor.connection_thread):
+        # batches are fetched ahead and filed ones moved while this thread files the next.
+        server = ConnectionThread(mb.name)
+        self._server = server
         # Batches ahead: fetched and handed to the preparing processes before the one in
         # hand is filed, so parsing and classifying them overlap with the filing, and the
         # processes have work while this one commits, moves and fetches: as many as fit,
         # with the next to file, in MAX_UNFILED_BYTES, so a stretch of large mails does not
         # hold several full batches at once.
-        queued: collections.deque[Fetched] = collections.deque()
-        sized = next(batches, None)
+        ahead: FetchAhead[Fetched] = FetchAhead(
+            self._batches(connection, new_uids),
+            lambda sized: self._fetch(connection, ctx, sized), lambda fetched: fetched.sizes,
+            lambda queued, upcoming: len(queued) <= BATCHES_AHEAD and self._held(
+                *queued, upcoming) <= MAX_UNFILED_BYTES)
         try:
+            server.give(ahead.fill)
             while True:
-                while sized is not None and len(queued) <= BATCHES_AHEAD and (
-                        not queued or self._held(*(f.sizes for f in queued), sized[1])
-                        <= MAX_UNFILED_BYTES):
-                    queued.append(self._fetch(connection, ctx, sized))
-                    sized = next(batches, None)
-                if not queued:
+                current = ahead.next_batch()
+                if current is None:
                     return
                 if self.should_stop():
                     log.info("%s: stopping before the next batch as asked", mb.name)
+                    current.prepared.cancel()  # not filed: the files its workers wrote go
                     return
-                current = queued.popleft()
                 outcomes = self._ingest(connection, ctx, current)
+                ahead.filed()
+                server.give(ahead.fill)  # top the queue up, before this batch's move
                 for outcome in outcomes:
                     stats.count(outcome)
                 if progress:
                     progress(len(outcomes))
                 self.runtime.outbox_wake.set()
-                self._act_on_server(connection, outcomes, stats)
-                failpoints.reach("after-move")
+                server.give(self._act_on_server, connection, outcomes, stats)
                 if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
                     return
         finally:
-            for fetched in queued:  # not filed: the files their workers wrote go too
-                fetched.prepared.cancel()
+            self._server = None
+            ahead.stop()
+            try:
+                server.close()  # the moves given finish, and their errors are raised
+            finally:
+                for fetched in ahead.unfiled():  # not filed: the files their workers wrote go
+                    fetched.prepared.cancel()
 
     def _why_untouchable(self, status: FolderStatus) -> str | None:
         """Why nothing filed can be moved or marked in this folder, asked before trying: the
@@ -322,7 +336,7 @@ class Poller:
                   f"{self.settings.processing.max_message_bytes} bytes; kept unparsed")
         log.warning("%s: uid %s quarantined: %s", ctx.mailbox.name, uid, reason)
         raw_sha256 = None
-        spooled = connection.fetch_spooled(uid)
+        spooled = self._on_connection(connection.fetch_spooled, uid)
         if spooled is not None:  # else gone meanwhile: the record stays, without the bytes
             with spooled:
                 raw_sha256 = self.store.put_stream(spooled.chunks(), spooled.sha256,
@@ -332,9 +346,18 @@ class Poller:
                         stage="size-limit", reason=reason, raw_sha256=raw_sha256)
         return MailOutcome(uid, "quarantined", reason=reason)
 
+    def _on_connection(self, command: Callable[..., T], *args: object) -> T:
+        """Run a command on the connection, on its thread while it has one."""
+        return command(*args) if self._server is None else self._server.call(command, *args)
+
     # -- acting on the server ----------------------------------------------------------------------
     def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome],
                        stats: PollStats) -> None:
+        self._move_or_mark(connection, outcomes, stats)
+        failpoints.reach("after-move")
+
+    def _move_or_mark(self, connection: MailboxConnection, outcomes: list[MailOutcome],
+                      stats: PollStats) -> None:
         if self.settings.processing.after_processing == "leave":
             return  # read-only access: the cursor alone keeps filed mail from coming back
         if self._untouchable is not None:
@@ -413,7 +436,7 @@ class Poller:
             outcomes += self._ingest(connection, ctx, fetched)
         log.info("%s: moving %d mails filed earlier (an interrupted poll, or a move the server "
                  "refused)", ctx.mailbox.name, len(outcomes))
-        self._act_on_server(connection, outcomes, stats)
+        self._move_or_mark(connection, outcomes, stats)
         return len(outcomes)
 
     # -- bookkeeping ------------------------------------------------------------------------
