@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -32,15 +34,30 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        from datetime import UTC
-
         return value.astimezone(UTC).replace(tzinfo=None) if _is_sqlite(dialect) else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], object] | None:
+        """On SQLite, the UTC conversion and SQLite's text form in one step, in the form
+        SQLAlchemy's own DATETIME writes ("YYYY-MM-DD HH:MM:SS.ffffff", compared as text):
+        a batch binds about ten datetimes per mail, and the two steps took 3% of a poll."""
+        if not _is_sqlite(dialect):
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.utcoffset():
+                value = value.astimezone(UTC)
+            return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+                    f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+        return to_text
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
         if value is None:
             return None
-        from datetime import UTC
-
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
