@@ -35,10 +35,11 @@ from processor.compose import compose_staff_notification, make_message_id
 from processor.composing import Composed, ComposingElsewhere, NotComposed, composing_elsewhere
 from processor.context import IngestContext
 from processor.db import is_concurrency_conflict
-from processor.db.deferred import deferred_rows
+from processor.db.deferred import deferred_rows, deferring
 from processor.db.ledger import AutoReplyLedger
 from processor.db.models import Attachment, Case, Message, Quarantine
 from processor.db.store import (
+    ATTACHMENTS,
     CaseNumbers,
     add_copy,
     add_event,
@@ -241,7 +242,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
     now = ctx.clock()
-    stored = _message_row(store, ctx, mail, message, key, now, raw_sha256)
+    stored = _message_row(session, store, ctx, mail, message, key, now, raw_sha256)
     session.add(stored)
     if record_copy:
         _copy(session, ctx, mail.uid, "stored", now, message=stored)
@@ -435,7 +436,7 @@ def _apply_classification(session: Session, case: Case, classification: Classifi
                                      if isinstance(m, dict)])
 
 
-def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
+def _message_row(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                  message: ParsedMessage, key: str, now: datetime,
                  raw_sha256: str | None = None) -> Message:
     raw_sha = store.put(mail.raw, raw_sha256)
@@ -452,14 +453,20 @@ def _message_row(store: BlobStore, ctx: IngestContext, mail: FetchedMail,
         auto_submitted=message.auto_submitted, defects=list(message.defects),
         size=len(mail.raw), raw_sha256=raw_sha,
     )
+    # Nothing in the batch reads a mail's attachment rows back: in a fast filing they are
+    # written at its end with the other deferred rows (processor.db.deferred).
+    deferred = deferring(session)
     for attachment in message.attachments:
         # In pieces: a 30 MB attachment is never held whole, nor decoded if already stored.
         stored_name = store.put_stream(attachment.chunks(), attachment.sha256, attachment.size)
-        row.attachments.append(Attachment(
-            filename=attachment.filename, stored_name=stored_name,
-            content_type=attachment.content_type, size=attachment.size,
-            sha256=attachment.sha256, inline=attachment.inline,
-            content_id=attachment.content_id))
+        values = {"filename": attachment.filename, "stored_name": stored_name,
+                  "content_type": attachment.content_type, "size": attachment.size,
+                  "sha256": attachment.sha256, "inline": attachment.inline,
+                  "content_id": attachment.content_id}
+        if deferred is not None:
+            deferred.add(ATTACHMENTS, values, message_pk=row)
+        else:
+            row.attachments.append(Attachment(**values))
     return row
 
 

@@ -1,12 +1,12 @@
 """Rows nothing reads back while a batch is filed, written at its end with one executemany
 per table instead of as an ORM object each.
 
-History events, thread claims and the records of server copies are about six of the eleven
-rows a new case adds. As ORM objects they cost the filing process about 1 ms per mail
-(instrumented attributes, cascades, the unit of work); as plain rows, a few microseconds. A
-row names the case or message it belongs to by the object, and the ORM flush just before the
-write gives new ones their keys. Rows of a table are written in the order they were added, so
-events keep the order of their keys that the timeline sorts by.
+History events, thread claims, the records of server copies and the attachments of stored
+mail are about six of the eleven rows a new case adds. As ORM objects they cost the filing
+process about 1 ms per mail (instrumented attributes, cascades, the unit of work); as plain
+rows, a few microseconds. A row names the case or message it belongs to by the object, and
+the ORM flush just before the write gives new ones their keys. Rows of a table are written in
+the order they were added, so events keep the order of their keys that the timeline sorts by.
 
 Only the fast filing of a batch defers (pipeline.ingest_batch). Filed carefully, mail by mail
 in SAVEPOINTs, each mail's rows must roll back with it, so they are ORM objects again.

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from processor.db.deferred import deferring
 from processor.db.models import (
+    Attachment,
     Case,
     Event,
     MailboxState,
@@ -160,9 +161,9 @@ def add_copy(session: Session, *, mailbox: str, folder: str, uidvalidity: int, u
         session.add(MessageCopy(**values, message=message, quarantine=quarantine))
 
 
-EVENTS, THREAD_CLAIMS, MESSAGE_COPIES, MESSAGES, OUTBOX = (
+EVENTS, THREAD_CLAIMS, MESSAGE_COPIES, MESSAGES, OUTBOX, ATTACHMENTS = (
     cast(Table, model.__table__) for model in (Event, ThreadClaim, MessageCopy, Message,
-                                               OutboxMail))
+                                               OutboxMail, Attachment))
 
 
 def case_by_reference(session: Session, reference: str) -> Case | None:
