@@ -30,10 +30,11 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        # Used where the value is written into SQL text (literal binds); bind_processor below
+        # is what statements use.
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
+        _refuse_naive(value)
         return value.astimezone(UTC).replace(tzinfo=None) if _is_sqlite(dialect) else value
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], object] | None:
@@ -46,8 +47,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         def to_text(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
+            _refuse_naive(value)
             if value.utcoffset():
                 value = value.astimezone(UTC)
             return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
@@ -59,6 +59,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _refuse_naive(value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
 
 
 def _is_sqlite(dialect: object) -> bool:
