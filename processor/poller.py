@@ -46,10 +46,12 @@ T = TypeVar("T")
 # yet filed hold at most MAX_UNFILED_BYTES (one batch ahead always).
 # Four ahead, not two: the preparing processes then have work in hand whatever the batch being
 # filed costs them (composing its acknowledgements), and the filing waits for them less; 8%
-# faster on the benchmark, for at most 12 MB more mail held (benchmarks/RESULTS.md).
+# faster on the benchmark (benchmarks/RESULTS.md). Within 18 MB, not 24: batches of small
+# mails are mostly cut at 6 MB too, so 24 MB held a fourth full batch through most of a
+# backlog, 8-10 MiB of peak memory for no throughput measurable beside the noise.
 MAX_BATCH_BYTES = 6 * 1024 * 1024
 BATCHES_AHEAD = 4
-MAX_UNFILED_BYTES = 4 * MAX_BATCH_BYTES
+MAX_UNFILED_BYTES = 3 * MAX_BATCH_BYTES
 # A batch that collides with another worker's commit is rolled back and filed again; after
 # this many tries the colliding mails are filed one by one (and quarantined if they still fail).
 CONFLICT_RETRIES = 4
