@@ -344,7 +344,7 @@ class Poller:
                 raw_sha256 = self.store.put_stream(spooled.chunks(), spooled.sha256,
                                                    spooled.size)
                 size = spooled.size
-        quarantine_mail(session, self.store, ctx, FetchedMail(uid, b"", size, None),  # type: ignore[arg-type]
+        quarantine_mail(session, self.store, ctx, FetchedMail(uid, b"", size),  # type: ignore[arg-type]
                         stage="size-limit", reason=reason, raw_sha256=raw_sha256)
         return MailOutcome(uid, "quarantined", reason=reason)
 

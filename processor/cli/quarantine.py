@@ -122,7 +122,7 @@ def quarantine_retry(ctx: click.Context, entry_ids: tuple[int, ...], retry_all: 
                 continue
             mailbox = runtime.settings.mailbox(q.mailbox)
             ictx = runtime.ingest_context(mailbox, q.folder, q.uidvalidity or 0)
-            mail = FetchedMail(q.uid or 0, runtime.store.get(q.raw_sha256), q.size, None)
+            mail = FetchedMail(q.uid or 0, runtime.store.get(q.raw_sha256), q.size)
             try:
                 outcome = ingest_again(session, runtime.store, ictx, mail)
             except Exception as exc:  # report and keep it held

@@ -55,7 +55,7 @@ def _with_large_attachment(payload: bytes = bytes(range(256)) * 600) -> bytes:
 @pytest.fixture
 def batch() -> list[FetchedMail]:
     raws = [*make_mails(MIN_PARALLEL_MAILS * 2), _with_large_attachment()]
-    return [FetchedMail(uid, raw, len(raw), None) for uid, raw in enumerate(raws, 1)]
+    return [FetchedMail(uid, raw, len(raw)) for uid, raw in enumerate(raws, 1)]
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_only_a_mail_over_the_limit_is_prepared_here(tmp_path: Path,
     raws = [*make_mails(MIN_PARALLEL_MAILS), _with_large_attachment(scan),
             _with_large_attachment(scan * 3)]
     assert len(raws[-2]) < PREPARE_HERE_BYTES < len(raws[-1])
-    batch = [FetchedMail(uid, raw, len(raw), None) for uid, raw in enumerate(raws, 1)]
+    batch = [FetchedMail(uid, raw, len(raw)) for uid, raw in enumerate(raws, 1)]
     store = BlobStore(tmp_path / "blobs")
     prepared = preparer.submit(batch, ParseLimits(), None, RECIPIENTS, store).result()
     assert [p.raw_sha256 is not None for p in prepared] == [True] * (len(raws) - 1) + [False]
@@ -157,7 +157,7 @@ def test_files_written_by_the_workers_are_adopted_or_removed(
     assert store.get(big.attachments[0].sha256) == bytes(range(256)) * 600
 
     # A batch that will not be filed (the service stops) leaves no file behind.
-    other = [FetchedMail(m.uid, m.raw + b"\r\nmore\r\n", m.size + 8, None) for m in batch]
+    other = [FetchedMail(m.uid, m.raw + b"\r\nmore\r\n", m.size + 8) for m in batch]
     cancelled = preparer.submit(other, ParseLimits(), None, RECIPIENTS, store)
     cancelled.cancel()
     for future in cancelled._futures.values():
