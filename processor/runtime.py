@@ -76,6 +76,8 @@ def open_runtime(settings: Settings, *, with_rules: bool = False,
     runtime = Runtime(settings, engine, BlobStore(settings.data_dir / "blobs"))
     processes = settings.processing.parse_processes
     runtime.preparer = Preparer(Preparer.automatic() if processes < 0 else processes)
+    if worker:  # it is about to poll: its preparing processes start while it gets ready
+        runtime.preparer.start_early()
     if with_rules:
         runtime.renderer = TemplateRenderer.with_override(settings.processing.templates_dir or None,
                                                           settings.ack.default_language)

@@ -11,6 +11,8 @@ import operator
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from multiprocessing.reduction import ForkingPickler
@@ -231,3 +233,35 @@ def test_the_pipes_to_and_from_the_preparing_processes_hold_a_mebibyte() -> None
             assert fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
     finally:
         preparer.close()
+
+
+_CHILDREN_AFTER_OPENING = """
+import os, sys
+from processor.config import load_settings
+from processor.runtime import open_runtime
+runtime = open_runtime(load_settings(sys.argv[1]), require_current_schema=False,
+                       worker=sys.argv[2] == "worker")
+children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+for pid in children:
+    print(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_a_polling_process_starts_its_workers_server_before_any_batch(tmp_path: Path) -> None:
+    """Started while the process gets ready, not when its first batch is fetched: the server
+    loads the parsing code, which the first batch would otherwise wait for."""
+    config = tmp_path / "complaints.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.sqlite3"}"\n'
+                      f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+                      "[processing]\nparse_processes = 1\n", encoding="utf-8")
+
+    def children(kind: str) -> str:
+        return subprocess.run([sys.executable, "-c", _CHILDREN_AFTER_OPENING, str(config), kind],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    assert "multiprocessing.forkserver" in children("worker")
+    assert "processor.prepare" in children("worker")  # what it loads before forking
+    assert children("reader") == ""  # a command that only reads starts nothing
+    config.write_text(config.read_text().replace("parse_processes = 1", "parse_processes = 0"))
+    assert children("worker") == ""  # nor one told to prepare mail itself
