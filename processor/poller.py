@@ -28,6 +28,7 @@ from processor.db.models import PollRun
 from processor.db.store import copies_for_uids, mailbox_state
 from processor.errors import ConcurrentWrite, LeaseLost, MailboxError, MailboxUnavailable
 from processor.imap import FetchedMail, FolderStatus, MailboxConnection
+from processor.logsetup import held_logs
 from processor.pipeline import (
     IngestContext,
     MailOutcome,
@@ -190,7 +191,8 @@ class Poller:
                     log.info("%s: stopping before the next batch as asked", mb.name)
                     current.prepared.cancel()  # not filed: the files its workers wrote go
                     return
-                outcomes = self._ingest(connection, ctx, current)
+                with held_logs():  # the batch's lines in one write, once it is committed
+                    outcomes = self._ingest(connection, ctx, current)
                 ahead.filed()
                 server.give(ahead.fill)  # top the queue up, before this batch's move
                 for outcome in outcomes:

@@ -17,6 +17,8 @@ def _assert_all_ingested(dep: Deployment, account: ImapAccount, password: str) -
     assert dep.scalar("SELECT count(*) FROM messages WHERE direction = 'in'") == N
     assert dep.scalar("SELECT count(*) FROM cases") == N
     assert dep.scalar("SELECT count(DISTINCT reference) FROM cases") == N
+    # Each case's line is logged, none lost by holding a batch's lines until its commit.
+    assert result.stderr.count("opened case C-") == N, result.stderr[-2000:]
     assert dep.scalar("SELECT count(*) FROM quarantine") == 0
     assert account.count("INBOX") == 0
     assert account.count("Processed") == N
