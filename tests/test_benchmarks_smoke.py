@@ -20,7 +20,8 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
     pytest.importorskip("aiosmtpd", reason="aiosmtpd is not installed: pip install -e '.[test]'")
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## Digest\n\nkept as it was\n", encoding="utf-8")
-    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--results", str(results)]
+    argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--pairs", "2",
+            "--results", str(results)]
     if _pg_reachable("postgresql+psycopg://postgres@127.0.0.1:5432/postgres") is not None:
         argv.append("--no-postgres")
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
@@ -31,6 +32,8 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
                     "resident memory, `run` over 100 mails"):
         assert measure in done.stdout
     assert "**failed**" not in done.stdout, done.stdout
+    # The floor and the poll ran twice, one after the other; the ratio is the pairs' median.
+    assert "the median of 2 pairs run back to back" in done.stdout, done.stdout
     recorded = results.read_text(encoding="utf-8")
     assert "## Digest\n\nkept as it was" in recorded
     assert "## Run of " in recorded and "poll --once, SQLite" in recorded
