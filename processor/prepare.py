@@ -465,7 +465,7 @@ class Preparer:
         try:
             _forkserver()
             multiprocessing.forkserver.ensure_running()
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - never fatal: the pool starts it when needed
             log.debug("the preparing processes' server did not start early: %s", exc)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Future[Any] | None:

@@ -265,3 +265,23 @@ def test_a_polling_process_starts_its_workers_server_before_any_batch(tmp_path: 
     assert children("reader") == ""  # a command that only reads starts nothing
     config.write_text(config.read_text().replace("parse_processes = 1", "parse_processes = 0"))
     assert children("worker") == ""  # nor one told to prepare mail itself
+
+
+def test_a_server_that_cannot_start_early_is_started_when_there_is_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting early is never fatal: the pool starts its server with its first work. (The
+    failure is injected: no real machine here refuses to start a process on demand.)"""
+    import multiprocessing.forkserver
+
+    def refuse() -> None:
+        raise RuntimeError("cannot start a process now")
+
+    preparer = Preparer(1)
+    try:
+        monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", refuse)
+        preparer.start_early()  # says so at debug level, and goes on
+        monkeypatch.undo()
+        future = preparer.call(operator.add, 2, 3)
+        assert future is not None and future.result(timeout=60) == 5
+    finally:
+        preparer.close()
