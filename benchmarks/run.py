@@ -174,9 +174,9 @@ def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
 
 def _floor_and_poll_pairs(report: Report, dovecot: Dovecot, user: str, work: Path,
                           args: argparse.Namespace) -> None:
-    """The modern-policy floor, then the SQLite poll, `args.pairs` times. This machine's
-    speed drifts by up to a quarter within minutes (RESULTS.md, 2026-11-30): one floor and
-    one poll a minute apart compared the moments as much as the programs. Each pair runs back
+    """The modern-policy floor, then the SQLite poll, `args.pairs` times. A virtual
+    machine's speed can drift by a quarter within minutes (RESULTS.md, 2026-11-30): one floor
+    and one poll a minute apart compared the moments as much as the programs. Each pair runs back
     to back, and the ratio reported is the median of the pairs'."""
     for index in range(max(1, args.pairs)):
         if index:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,7 +62,7 @@ def test_key_matches_its_definition(body: bytes) -> None:
     assert dedup_key(raw, parse_message(raw, ParseLimits())) == _defined_key(raw)
 
 
-def test_key_matches_across_chunk_boundaries(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_key_matches_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CR that ends one chunk and its LF that starts the next still read as one LF; lone
     CRs stay. Small chunks put every kind of line end on a boundary."""
     body = b"line one\r\nline two\r\n\r\nlone\rcr\r\r\n" * 50 + b"end\r"
