@@ -146,10 +146,11 @@ def received_by(message: ParsedMessage, recipients: Recipients) -> list[str]:
 
 
 def prepare_one(raw: bytes, limits: ParseLimits, rules: RuleSet | None,
-                recipients: Recipients) -> tuple[ParsedMessage | BaseException, str | None,
-                                                 Classification | None]:
+                recipients: Recipients, *, keep_decoded: bool = False
+                ) -> tuple[ParsedMessage | BaseException, str | None, Classification | None]:
+    """`keep_decoded`: see parse_message; for a caller that stages the attachments next."""
     try:
-        message = parse_message(raw, limits)
+        message = parse_message(raw, limits, keep_decoded=keep_decoded)
         key = dedup_key(raw, message)
     except Exception as exc:  # noqa: BLE001 - quarantined with this reason
         return PrepareFailed(f"{exc.__class__.__name__}: {exc}"), None, None
@@ -173,7 +174,11 @@ def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None
     store = worker_store(store_root) if store_root else None
     outcomes = []
     for raw in raws:
-        message, key, classification = prepare_one(raw, limits, rules, recipients)
+        # Staged here, the attachments are written from the bytes decoded to hash them: a
+        # second decoding was a tenth of this process's time (benchmarks/RESULTS.md). Those
+        # bytes go with _detach_raw, before the mail is sent back.
+        message, key, classification = prepare_one(raw, limits, rules, recipients,
+                                                   keep_decoded=store is not None)
         raw_sha256, staged = _stage(store, raw, message) if store is not None else (None, ())
         outcomes.append((_detach_raw(message, raw), key, classification, staged, raw_sha256))
     return outcomes
@@ -200,7 +205,10 @@ def _stage(store: BlobStore, raw: bytes, message: ParsedMessage | BaseException
         # The raw bytes were hashed just now: not again as they are written.
         wanted: list[tuple[Iterable[bytes], str, int, bool]] = [
             ((raw,), raw_sha256, len(raw), False)]
-        wanted += [(a.chunks(), a.sha256, a.size, True) for a in message.attachments]
+        # Bytes the parser kept were hashed just now too; others are decoded again, and
+        # checked against the parser's hash as they are written.
+        wanted += [(a.chunks(), a.sha256, a.size, a.decoded is None)
+                   for a in message.attachments]
         for pieces, sha256, size, check in wanted:
             written = store.stage_detached(pieces, sha256, size, check=check)
             if written is not None:
@@ -259,8 +267,9 @@ _DETACHED = b""
 def _detach_raw(message: ParsedMessage | BaseException,
                 raw: bytes) -> ParsedMessage | BaseException:
     """In a worker process: the parsed mail without the raw bytes its lazy attachments hold,
-    which the filing process has already; sent back with them, a mail with attachments
-    crossed between the processes twice (a third of the pickled bytes of a batch)."""
+    which the filing process has already, nor the decoded bytes the parser kept for staging;
+    sent back with them, a mail with attachments crossed between the processes twice (a
+    third of the pickled bytes of a batch)."""
     return _rebind(message, raw, _DETACHED)
 
 
@@ -280,7 +289,7 @@ def _rebind(message: ParsedMessage | BaseException, old: bytes,
 
 
 def _rebound(attachment: Attachment, old: bytes, new: bytes) -> Attachment:
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {} if attachment.decoded is None else {"decoded": None}
     for name in ("source", "pieces"):
         lazy = getattr(attachment, name)
         if isinstance(lazy, functools.partial) and lazy.args and (

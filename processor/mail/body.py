@@ -69,8 +69,11 @@ class Body:
     enclosed: tuple[Enclosed, ...]
 
 
-def collect_body(raw: bytes, root: Part, limits: ParseLimits, defects: list[str]) -> Body:
-    walker = _Walker(raw, limits, defects)
+def collect_body(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
+                 keep_decoded: bool = False) -> Body:
+    """The readable text, attachments and enclosed mails of a parsed structure. With
+    `keep_decoded`, a large attachment keeps the bytes decoded to hash it (Attachment.decoded)."""
+    walker = _Walker(raw, limits, defects, keep_decoded)
     found = _Collected()
     walker.visit(root, found, in_body=True)
     texts = [walker.readable(kind, text) for kind, text in found.pieces]
@@ -83,10 +86,12 @@ def collect_body(raw: bytes, root: Part, limits: ParseLimits, defects: list[str]
 
 
 class _Walker:
-    def __init__(self, raw: bytes, limits: ParseLimits, defects: list[str]) -> None:
+    def __init__(self, raw: bytes, limits: ParseLimits, defects: list[str],
+                 keep_decoded: bool = False) -> None:
         self.raw = raw
         self.limits = limits
         self.defects = defects
+        self.keep_decoded = keep_decoded
         self.attachment_count = 0
 
     def visit(self, part: Part, found: _Collected, in_body: bool) -> None:
@@ -215,6 +220,7 @@ class _Walker:
             content_id=content_id,
             source=_lazy_payload(self.raw, part) if lazy else payload or b"",
             pieces=_lazy_pieces(self.raw, part) if lazy else None,
+            decoded=payload if lazy and self.keep_decoded else None,
         ))
         if part.content_type in _MESSAGE_TYPES:
             if part.enclosed is not None:
@@ -227,9 +233,11 @@ class _Walker:
 
         A large body is hashed a piece at a time: its whole decoded copy would be the biggest
         thing in memory while the mail is parsed (30 MB for a 30 MB recording). A forwarded
-        mail is always decoded whole, since it is parsed in turn.
+        mail is always decoded whole, since it is parsed in turn, and so is every body when
+        the caller keeps the decoded bytes (`keep_decoded`).
         """
-        if part.body_end - part.body_start <= _KEEP_DECODED or part.content_type in _MESSAGE_TYPES:
+        if (self.keep_decoded or part.body_end - part.body_start <= _KEEP_DECODED
+                or part.content_type in _MESSAGE_TYPES):
             payload = transfer_decode(self.raw, part, self.defects, "attachment")
             return len(payload), hashlib.sha256(payload).hexdigest(), payload
         digest, size = hashlib.sha256(), 0

@@ -43,15 +43,23 @@ class Attachment:
     source: bytes | Callable[[], bytes] = field(default=b"", repr=False, compare=False)
     # For a lazy attachment: decodes it again in pieces (see `chunks`).
     pieces: Callable[[], Iterator[bytes]] | None = field(default=None, repr=False, compare=False)
+    # A lazy attachment's decoded bytes, when the parser was asked to keep them for a caller
+    # that stores them at once (processor.prepare's workers), so that storing them does not
+    # decode them a second time. Dropped before a parsed mail goes to another process.
+    decoded: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def payload(self) -> bytes:
         """The decoded bytes (decoded on each read when the attachment is lazy)."""
+        if self.decoded is not None:
+            return self.decoded
         return self.source() if callable(self.source) else self.source
 
     def chunks(self) -> Iterator[bytes]:
         """The decoded bytes in pieces (under a megabyte each for a large base64 attachment)."""
-        if self.pieces is not None:
+        if self.decoded is not None:
+            yield self.decoded
+        elif self.pieces is not None:
             yield from self.pieces()
         else:
             yield self.payload

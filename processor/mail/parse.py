@@ -32,21 +32,25 @@ _NO_MESSAGES: tuple[ParsedMessage, ...] = ()
 T = TypeVar("T")
 
 
-def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedMessage:
-    """Parse a whole mail. Never raises: what went wrong is listed in `defects`."""
+def parse_message(raw: bytes, limits: ParseLimits | None = None, *,
+                  keep_decoded: bool = False) -> ParsedMessage:
+    """Parse a whole mail. Never raises: what went wrong is listed in `defects`.
+
+    With `keep_decoded`, its large attachments keep the bytes decoded to hash them
+    (Attachment.decoded), for a caller that stores them at once and then lets them go."""
     limits = limits or _DEFAULT_LIMITS
     defects: list[str] = []
     try:
         raw = bytes(raw)
         root = parse_structure(raw, limits, defects)
-        return _message(raw, root, limits, defects, len(raw))
+        return _message(raw, root, limits, defects, len(raw), keep_decoded)
     except Exception as exc:  # noqa: BLE001 - the contract is that no exception escapes
         defects.append(f"parser: gave up ({type(exc).__name__}: {str(exc)[:120]})")
         return _unreadable(len(raw) if isinstance(raw, bytes | bytearray) else 0, defects)
 
 
 def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
-             size: int) -> ParsedMessage:
+             size: int, keep_decoded: bool = False) -> ParsedMessage:
     # Raw 8-bit headers are most likely in the charset the sender's client used for the body.
     hint = _first_charset(root)
     grouped = _raw_grouped(root.fields)
@@ -57,7 +61,8 @@ def _message(raw: bytes, root: Part, limits: ParseLimits, defects: list[str],
     from_ = _guard(defects, "from", lambda: parse_addresses(grouped.get("from", [])[:1],
                                                             defects, hint), no_addresses)
     # Each stage is guarded on its own so a failure in one still leaves the others' results.
-    body = _guard(defects, "body", lambda: collect_body(raw, root, limits, defects), _NO_BODY)
+    body = _guard(defects, "body", lambda: collect_body(raw, root, limits, defects, keep_decoded),
+                  _NO_BODY)
     forwarded = _guard(defects, "forwarded messages", lambda: tuple(
         _enclosed(inner, limits, defects) for inner in body.enclosed), _NO_MESSAGES)
     text = body.text

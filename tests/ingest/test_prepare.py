@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from processor.classify import Classification, RuleSet, RulesHolder, builtin_rul
 from processor.compose import ack_context
 from processor.composing import Composed, NotComposed, compose
 from processor.imap import FetchedMail
-from processor.mail import Attachment, ParsedMessage, ParseLimits, parse_message
+from processor.mail import Attachment, ParsedMessage, ParseLimits, body, parse_message
 from processor.prepare import (
     MIN_PARALLEL_MAILS,
     PIPE_BYTES,
@@ -85,14 +86,38 @@ def test_worker_processes_prepare_exactly_what_this_process_would(
     assert big.attachments[0].source.args[0] is batch[-1].raw  # type: ignore[union-attr]
 
 
-def test_a_mail_comes_back_from_a_worker_without_its_raw_bytes() -> None:
+@pytest.mark.parametrize("keep_decoded", [False, True])
+def test_a_mail_comes_back_from_a_worker_without_its_raw_bytes(keep_decoded: bool) -> None:
     raw = _with_large_attachment()
-    message = parse_message(raw)
+    message = parse_message(raw, keep_decoded=keep_decoded)  # kept where a worker stages it
     sent_back = pickle.dumps(_detach_raw(message, raw))
     assert len(pickle.dumps(message)) > len(raw) > 10 * len(sent_back)
     received = _share_raw(pickle.loads(sent_back), raw)
     assert not isinstance(received, BaseException)
     assert received.attachments[0].payload == bytes(range(256)) * 600
+
+
+def test_a_worker_writes_an_attachment_from_the_bytes_it_decoded_to_hash_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = bytes(range(256)) * 600
+    raw = _with_large_attachment(payload)
+    decoded_parts: list[str] = []
+    def counting(real: Any) -> Any:
+        def decode(raw: bytes, part: Any, *args: Any, **kwargs: Any) -> Any:
+            decoded_parts.append(part.content_type)
+            return real(raw, part, *args, **kwargs)
+        return decode
+
+    for name in ("transfer_decode", "transfer_decode_pieces"):
+        monkeypatch.setattr(body, name, counting(getattr(body, name)))
+    [(message, _key, _classification, staged, _raw_sha256)] = _prepare_chunk(
+        [raw], ParseLimits(), None, RECIPIENTS, str(tmp_path / "blobs"))
+    assert decoded_parts.count("application/octet-stream") == 1
+    files = {item.sha256: Path(item.path).read_bytes() for item in staged}
+    assert files[hashlib.sha256(payload).hexdigest()] == payload
+    # What goes back does not hold the decoded bytes (nor the raw ones: see the next test).
+    assert not isinstance(message, BaseException)
+    assert message.attachments[0].decoded is None
 
 
 def test_a_small_batch_is_prepared_here(batch: list[FetchedMail], preparer: Preparer) -> None:

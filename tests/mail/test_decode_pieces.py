@@ -87,8 +87,13 @@ def test_a_parsed_large_attachment_hashes_and_streams_as_its_payload() -> None:
     (attachment,) = parse_message(raw).attachments
     assert attachment.size == len(data)
     assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+    assert attachment.decoded is None  # not held: a batch of parsed mails holds raw bytes only
     chunks = list(attachment.chunks())
     assert len(chunks) > 1 and b"".join(chunks) == attachment.payload == data
+    # Kept for a caller that stores it at once: the same attachment, its bytes in hand.
+    (kept,) = parse_message(raw, keep_decoded=True).attachments
+    assert kept == attachment and kept.decoded == data
+    assert list(kept.chunks()) == [data] and kept.payload == data
 
 
 def test_a_small_attachment_is_kept_and_comes_as_one_chunk() -> None:
