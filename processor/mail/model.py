@@ -27,8 +27,9 @@ class Address:
 class Attachment:
     """An attachment: its name, type, decoded size and SHA-256, and `payload`, the decoded bytes.
 
-    The parser does not keep decoded bytes: `source` is either the bytes or a function that
-    decodes them again from the raw mail when `payload` is read. A batch of parsed mails then
+    The parser does not keep a large attachment's decoded bytes (unless asked: `decoded`):
+    `source` is either the bytes or a function that decodes them again from the raw mail when
+    `payload` is read. A batch of parsed mails then
     costs their raw bytes only, not a second, decoded copy of every attachment (base64
     decoding is cheap; holding a 200-mail batch's attachments twice is not). `chunks()` gives
     the same bytes in pieces, so a large attachment can be stored without a whole decoded copy.

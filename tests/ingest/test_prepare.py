@@ -115,7 +115,7 @@ def test_a_worker_writes_an_attachment_from_the_bytes_it_decoded_to_hash_it(
     assert decoded_parts.count("application/octet-stream") == 1
     files = {item.sha256: Path(item.path).read_bytes() for item in staged}
     assert files[hashlib.sha256(payload).hexdigest()] == payload
-    # What goes back does not hold the decoded bytes (nor the raw ones: see the next test).
+    # What goes back does not hold the decoded bytes (nor the raw ones: the test above).
     assert not isinstance(message, BaseException)
     assert message.attachments[0].decoded is None
 
