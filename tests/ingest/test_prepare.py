@@ -261,14 +261,24 @@ def test_the_pipes_to_and_from_the_preparing_processes_hold_a_mebibyte() -> None
 
 
 _CHILDREN_AFTER_OPENING = """
-import os, sys
+import os, sys, time
 from processor.config import load_settings
 from processor.runtime import open_runtime
 runtime = open_runtime(load_settings(sys.argv[1]), require_current_schema=False,
                        worker=sys.argv[2] == "worker")
 children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+own = open("/proc/self/cmdline", "rb").read()
 for pid in children:
-    print(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
+    # A child just started may not have run its program yet: its command line is then empty,
+    # or ours. Wait for it to (a few milliseconds; a minute at most).
+    deadline = time.monotonic() + 60
+    cmdline = b""
+    while time.monotonic() < deadline:
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        if cmdline and cmdline != own:
+            break
+        time.sleep(0.01)
+    print(cmdline.replace(b"\\0", b" ").decode())
 """
 
 
