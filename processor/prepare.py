@@ -175,8 +175,9 @@ def _prepare_chunk(raws: list[bytes], limits: ParseLimits, rules: RuleSet | None
     outcomes = []
     for raw in raws:
         # Staged here, the attachments are written from the bytes decoded to hash them: a
-        # second decoding was a tenth of this process's time (benchmarks/RESULTS.md). Those
-        # bytes go with _detach_raw, before the mail is sent back.
+        # second decoding was a tenth of this process's time (benchmarks/RESULTS.md). Held
+        # whole, they stay within a shipped mail's size (PREPARE_HERE_BYTES), and they go
+        # with _detach_raw, before the mail is sent back.
         message, key, classification = prepare_one(raw, limits, rules, recipients,
                                                    keep_decoded=store is not None)
         raw_sha256, staged = _stage(store, raw, message) if store is not None else (None, ())
