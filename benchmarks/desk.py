@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.proctree import Helpers, HelperSampler
 from benchmarks.services import LOOPBACK, REPO_ROOT, AckSink, Dovecot
 
 PASSWORD_ENV = "COMPLAINTS_BENCH_IMAP_PASSWORD"
@@ -25,13 +26,17 @@ DESK_ADDRESS = "complaints@example.com"
 
 @dataclass(frozen=True)
 class Measured:
-    """One child process: wall time, peak RSS (MiB), exit status and captured output."""
+    """One child process: wall time, peak RSS (MiB), exit status and captured output; its own
+    CPU time (None if it could not say: killed, or not run under benchmarks.peak) and what the
+    processes below it used."""
 
     seconds: float
     peak_rss_mib: float
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float | None = None
+    helpers: Helpers | None = None
 
     def check(self, what: str) -> Measured:
         if self.returncode != 0:
@@ -41,8 +46,9 @@ class Measured:
 
 
 def start_child(argv: Sequence[str], env: dict[str, str], workdir: Path,
-                name: str) -> tuple[subprocess.Popen[bytes], float]:
-    """Start `argv`; a `python -m MODULE` command runs under benchmarks.peak (see there)."""
+                name: str) -> tuple[subprocess.Popen[bytes], float, HelperSampler]:
+    """Start `argv`; a `python -m MODULE` command runs under benchmarks.peak (see there), and
+    the processes it starts are read while it runs."""
     argv = list(argv)
     if argv[1:2] == ["-m"]:
         argv[1:3] = ["-m", "benchmarks.peak", str(workdir / f"{name}.peak"), argv[2]]
@@ -53,27 +59,32 @@ def start_child(argv: Sequence[str], env: dict[str, str], workdir: Path,
                             stdout=out, stderr=err)
     out.close()
     err.close()
-    return proc, started
+    return proc, started, HelperSampler(proc.pid).start()
 
 
-def finish_child(proc: subprocess.Popen[bytes], started: float, workdir: Path,
-                 name: str) -> Measured:
-    """Reap the child; its peak RSS is the VmHWM it wrote at exit (rusage as a fallback,
-    which may include the driver's own peak: see benchmarks.peak)."""
+def finish_child(proc: subprocess.Popen[bytes], started: float, sampler: HelperSampler,
+                 workdir: Path, name: str) -> Measured:
+    """Reap the child; its peak RSS and CPU time are what it wrote at exit (rusage's peak as
+    a fallback, which may include the driver's own: see benchmarks.peak)."""
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
+    helpers = sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak_file = workdir / f"{name}.peak"
-    peak_kib = int(peak_file.read_text()) if peak_file.exists() else usage.ru_maxrss
+    peak_kib, cpu = usage.ru_maxrss, None
+    if peak_file.exists():
+        peak, cpu_text = peak_file.read_text().split()
+        peak_kib, cpu = int(peak), float(cpu_text)
     peak_file.unlink(missing_ok=True)
     return Measured(seconds, peak_kib / 1024, proc.returncode,
                     (workdir / f"{name}.out").read_text("utf-8", "replace"),
-                    (workdir / f"{name}.err").read_text("utf-8", "replace"))
+                    (workdir / f"{name}.err").read_text("utf-8", "replace"),
+                    cpu, helpers if helpers.processes else None)
 
 
 def run_child(argv: Sequence[str], env: dict[str, str], workdir: Path, name: str) -> Measured:
-    proc, started = start_child(argv, env, workdir, name)
-    return finish_child(proc, started, workdir, name)
+    proc, started, sampler = start_child(argv, env, workdir, name)
+    return finish_child(proc, started, sampler, workdir, name)
 
 
 @dataclass
@@ -87,6 +98,7 @@ class Desk:
     password: str
     smtp_port: int | None = None
     processing: dict[str, object] = field(default_factory=dict)
+    acknowledge: bool = True  # False: `[ack] enabled = false`, no acknowledgement composed
 
     def write(self) -> Desk:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -97,7 +109,8 @@ class Desk:
             # The benchmark's complainants are all different people, many within a minute:
             # the global ceiling of automatic answers would otherwise hold most acks back.
             "[ack]", 'message_id_domain = "desk.example.com"', 'installation_id = "bench-desk"',
-            "global_per_minute = 1000000", "",
+            "global_per_minute = 1000000", *([] if self.acknowledge else ["enabled = false"]),
+            "",
             "[mailbox.desk]", f'host = "{LOOPBACK}"', f"port = {self.imap_port}",
             'tls = "none"', f'user = "{self.user}"', f'password_env = "{PASSWORD_ENV}"',
             f'addresses = ["{DESK_ADDRESS}"]', "",
@@ -171,13 +184,13 @@ def running_service(dovecot: Dovecot, root: Path, db_url: str, prefix: str,
     sink.start()
     desk = Desk(root, db_url, dovecot.port, user, dovecot.password, smtp_port=sink.port).write()
     desk.upgrade()
-    proc, started = start_child(desk.argv("run"), desk.env(), root, name)
+    proc, started, sampler = start_child(desk.argv("run"), desk.env(), root, name)
     service = RunningService(user, sink, proc.pid)
     try:
         yield service
     finally:
         proc.send_signal(signal.SIGTERM)
-        service.measured = finish_child(proc, started, root, name)
+        service.measured = finish_child(proc, started, sampler, root, name)
         sink.stop()
         dovecot.drop_user(user)
     if service.measured.returncode not in (0, -signal.SIGTERM):

@@ -50,6 +50,9 @@ class Report:
     # The modern-policy floor and the SQLite poll, run one after the other `--pairs` times:
     # `floors["modern"]` and `sqlite` are then the runs of median time.
     pairs: list[tuple[Throughput, Throughput]] = field(default_factory=list)
+    # The same poll with `[ack] enabled = false`: what composing and queuing the
+    # acknowledgements costs, for reference (no target).
+    unacknowledged: Throughput | None = None
     postgres: Throughput | None = None
     small: Throughput | None = None
     big: Throughput | None = None
@@ -144,6 +147,12 @@ def run_all(dovecot: Dovecot, work: Path, args: argparse.Namespace) -> Report:
         if floor is not None:
             report.floors[mode] = floor
     _floor_and_poll_pairs(report, dovecot, user, work, args)
+    dovecot.move_back(user)
+    root = work / "sqlite-unacknowledged"
+    report.unacknowledged = report.attempt(
+        "poll --once, SQLite, acknowledgements off", functools.partial(
+            measure_poll, dovecot, user, f"sqlite:///{root / 'desk.sqlite3'}", root,
+            "poll --once, SQLite, acknowledgements off", args.n, acknowledge=False))
     if not args.no_postgres:
         dovecot.move_back(user)
         report.postgres = report.attempt("poll --once, PostgreSQL",
@@ -257,6 +266,13 @@ def render(report: Report, args: argparse.Namespace) -> str:
             ratio = s.rate / compat.rate
             rows.append(("ratio SQLite / compat32 floor", f"{ratio:.2f}",
                          _met(ratio >= 0.5, "aim ≥ 0.5")))
+    if report.unacknowledged:
+        u = report.unacknowledged
+        versus = f"; {modern.seconds / u.seconds:.2f} × the modern floor's speed" \
+            if modern else ""
+        rows.append(("poll --once, SQLite, acknowledgements off",
+                     _rate(u) + f"{versus} (for reference: what acknowledging costs)",
+                     ""))
     if report.postgres and report.sqlite:
         p = report.postgres
         ratio = p.seconds / report.sqlite.seconds
@@ -308,8 +324,9 @@ def render(report: Report, args: argparse.Namespace) -> str:
 
 def _rate(t: Throughput) -> str:
     inner = f", {t.mails / t.inner_seconds:,.0f}/s inside" if t.inner_seconds else ""
+    cpu = f"; {t.cpu}" if t.cpu else ""
     return (f"{t.rate:,.0f} mails/s ({t.mails} in {t.seconds:.1f} s{inner}; "
-            f"peak RSS {t.peak_rss_mib:.0f} MiB)")
+            f"peak RSS {t.peak_rss_mib:.0f} MiB{cpu})")
 
 
 def _met(ok: bool, target: str) -> str:

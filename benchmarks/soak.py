@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.desk import running_service
 from benchmarks.generate import single_complaint
+from benchmarks.proctree import resident_mib
 from benchmarks.services import Dovecot
 
 ANSWER_TIMEOUT_SECONDS = 120.0
@@ -75,26 +76,6 @@ def measure_soak(dovecot: Dovecot, root: Path, db_url: str, mails: int,
         raise RuntimeError("no mail was streamed")
     assert service.measured is not None
     return Soak(mails, samples, missing, service.measured.peak_rss_mib)
-
-
-def resident_mib(pid: int) -> float:
-    """VmRSS of `pid` and of every process below it (the worker processes and their
-    forkserver), in MiB; a process that ends meanwhile counts as nothing."""
-    total_kib = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            # A child belongs to the thread that started it: ask every thread.
-            children = [child for task in Path(f"/proc/{current}/task").iterdir()
-                        for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        total_kib += next((int(line.split()[1]) for line in status.splitlines()
-                           if line.startswith("VmRSS:")), 0)
-        pending += [int(child) for child in children]
-    return total_kib / 1024
 
 
 def describe_soak(soak: Soak) -> str:

@@ -5,6 +5,7 @@ Only that it completes is checked: the figures depend on the machine and are nev
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,14 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for measure in ("floor: fetch only", "poll --once, SQLite", "peak RSS",
                     "mail over the size limit", "append → ack accepted",
-                    "resident memory, `run` over 100 mails"):
+                    "resident memory, `run` over 100 mails",
+                    "poll --once, SQLite, acknowledgements off"):
         assert measure in done.stdout
+    # Each poll says how much CPU it and the worker processes below it used.
+    poll_row = next(line for line in done.stdout.splitlines()
+                    if line.startswith("| poll --once, SQLite ") and "mails/s" in line)
+    assert re.search(r"CPU \d+\.\d s, and \d+\.\d s in \d+ process(es)? below it", poll_row), \
+        poll_row
     assert "**failed**" not in done.stdout, done.stdout
     # The floor and the poll ran twice, one after the other; the ratio is the pairs' median.
     assert "the median of 2 pairs run back to back" in done.stdout, done.stdout
