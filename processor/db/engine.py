@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from processor.db.keys import keys_given_here
 from processor.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -39,6 +40,7 @@ def open_database(url: str, *, echo: bool = False,
         # pysqlite's own transaction handling defers BEGIN; take control so that
         # SAVEPOINTs and write locks behave as documented.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        keys_given_here(engine)  # safe under BEGIN IMMEDIATE only: see processor.db.keys
         return engine
     connect_args = {}
     if idle_in_transaction_seconds:

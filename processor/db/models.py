@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -216,6 +217,14 @@ class Case(Base):
 
     messages: WriteOnlyMapped[Message] = relationship(back_populates="case")
     events: WriteOnlyMapped[Event] = relationship(back_populates="case")
+
+    def __init__(self, **values: Any) -> None:
+        # The columns with a server default get their value here too: one the ORM does not
+        # know after an INSERT, it reads back with RETURNING, which on SQLite means one
+        # INSERT statement per case (processor.db.keys).
+        values.setdefault("reopened_count", 0)
+        values.setdefault("is_appeal", False)
+        super().__init__(**values)
 
 
 class Message(Base):
