@@ -13,8 +13,8 @@ import email
 import email.parser
 import email.policy
 import email.utils
+import functools
 import re
-import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from processor import wire
 from processor.errors import ComplaintsError
 from processor.mail.model import Address, ParsedMessage
 from processor.mail.subject import display_subject
+from processor.random_tokens import token_urlsafe
 from processor.render import RenderedBody
 from processor.wire import POLICY as POLICY  # re-exported: the policy of what we compose
 from processor.wire import AddressWireHeader, ComposedMessage, InvalidHeader, WireHeader
@@ -49,7 +50,7 @@ def make_message_id(domain: str, installation_id: str) -> str:
     if not _SLUG.match(installation_id):
         raise InvalidAddress(f"installation id {installation_id!r} must be lower-case letters, "
                              "digits and '-'")
-    return f"<{secrets.token_urlsafe(18)}.{installation_id}@{_valid_domain(domain)}>"
+    return f"<{token_urlsafe(18)}.{installation_id}@{_valid_domain(domain)}>"
 
 
 def is_our_message_id(message_id: str, domain: str, installation_id: str) -> bool:
@@ -77,6 +78,7 @@ _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
+@functools.lru_cache(maxsize=4096)  # every Message-ID and recipient asks: the same few domains
 def _valid_domain(domain: str) -> str:
     try:
         ascii_domain = domain.strip().encode("idna").decode("ascii")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import secrets
 from collections.abc import Sequence
 from email.headerregistry import Address, Group
 from email.message import EmailMessage, MIMEPart
@@ -27,6 +26,7 @@ from email.policy import SMTP, Policy
 from typing import Any, Self
 
 from processor.errors import ComplaintsError
+from processor.random_tokens import token_hex
 
 # 7bit keeps bodies base64/quoted-printable and headers RFC 2047-encoded, so any relay accepts it.
 POLICY = SMTP.clone(cte_type="7bit", max_line_length=78)
@@ -295,7 +295,7 @@ def _leaf(headers: Sequence[WireHeader], payload: str) -> _Part:
 
 def _multipart_headers(subtype: str, children: Sequence[_Part]) -> tuple[WireHeader, str]:
     while True:  # a boundary found in no part (the text parts could, in theory, contain one)
-        boundary = "=_" + secrets.token_hex(12)
+        boundary = "=_" + token_hex(12)
         if not any(f"--{boundary}".encode() in wire for _, wire in children):
             break
     return tokens("Content-Type", [f"multipart/{subtype};", f'boundary="{boundary}"']), boundary
