@@ -141,3 +141,42 @@ def test_a_temporary_file_gone_while_sweeping_is_skipped(
     assert store.sweep_leftovers() == 1
     assert not leftover.exists()
     assert (shard / ("ab" + "0" * 62)).read_bytes() == b"a mail being filed"
+
+
+def test_a_file_adopted_while_another_worker_stored_the_same_bytes_ends_whole(
+        tmp_path: Path) -> None:
+    """adopt does not look on disk in the flat layout (processor.blobstore): the file another
+    worker stored meanwhile is replaced by the same bytes, and no temporary file is left."""
+    store = BlobStore(tmp_path)
+    digest = hashlib.sha256(b"screenshot").hexdigest()
+    staged = store.stage_detached((b"screen", b"shot"), digest, 10)
+    again = store.stage_detached((b"screenshot",), digest, 10)  # the same bytes in another mail
+    assert staged is not None and again is not None and again.path != staged.path
+    other = BlobStore(tmp_path)  # another process, the same bytes, synced first
+    other.put(b"screenshot")
+    other.sync()
+    store.adopt(staged)
+    store.adopt(again)  # the second of a batch is dropped
+    assert not os.path.exists(again.path)
+    store.sync()
+    assert store.get(staged.sha256) == b"screenshot"
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_a_two_level_store_still_drops_an_adopted_file_it_holds(tmp_path: Path) -> None:
+    kept = hashlib.sha256(b"kept since last year").hexdigest()
+    (tmp_path / kept[:2] / kept[2:4]).mkdir(parents=True)
+    (tmp_path / kept[:2] / kept[2:4] / kept).write_bytes(b"kept since last year")
+    worker = BlobStore(tmp_path)
+    staged = worker.stage_detached((b"kept since last year",), kept, 20, check=False)
+    assert staged is None  # the worker saw it
+    fresh = hashlib.sha256(b"x").hexdigest()
+    staged = worker.stage_detached((b"x",), fresh, 1)
+    assert staged is not None
+    store = BlobStore(tmp_path)
+    (tmp_path / fresh[:2] / fresh[2:4]).mkdir(parents=True)
+    (tmp_path / fresh[:2] / fresh[2:4] / fresh).write_bytes(b"x")  # stored meanwhile
+    store.adopt(staged)
+    store.sync()
+    assert not (tmp_path / fresh[:2] / fresh).exists()  # no flat copy beside the old one
+    assert not list(tmp_path.rglob(".tmp-*"))
