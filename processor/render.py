@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,7 +76,7 @@ class TemplateRenderer:
         self.default_language = base_language(default_language)
         # Sandboxed because override templates are edited by operators, not reviewed as code.
         self._env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([str(d) for d in self.directories]),
+            loader=_CheckedNowAndThen([str(d) for d in self.directories]),
             undefined=jinja2.StrictUndefined,
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                                 default_for_string=False, default=False),
@@ -85,6 +85,7 @@ class TemplateRenderer:
             keep_trailing_newline=True,
         )
         self._listing: tuple[float, set[tuple[str, str, str]], set[str]] | None = None
+        self._languages: dict[tuple[float, str], frozenset[str]] = {}
         self._env.filters["when"] = format_when
 
     @classmethod
@@ -98,7 +99,17 @@ class TemplateRenderer:
         return {name for name, _language, _kind in self._files()}
 
     def languages(self, name: str) -> set[str]:
-        return {language for n, language, kind in self._files() if n == name and kind == "txt"}
+        files = self._files()
+        assert self._listing is not None
+        key = (self._listing[0], name)  # asked for every acknowledgement: once per listing
+        found = self._languages.get(key)
+        if found is None:
+            found = frozenset(language for n, language, kind in files
+                              if n == name and kind == "txt")
+            if len(self._languages) > 64:
+                self._languages.clear()
+            self._languages[key] = found
+        return set(found)
 
     def render_pair(self, name: str, language: str, context: Mapping[str, Any]) -> RenderedBody:
         """The text and HTML versions in `language`, or in the default language if it has none."""
@@ -135,8 +146,8 @@ class TemplateRenderer:
     def _listed(self) -> tuple[set[tuple[str, str, str]], set[str]]:
         """The template files, listed at most every LISTING_SECONDS: every acknowledgement
         asks which languages exist, and listing the directories each time cost more than
-        rendering. Edits to a template show at once (Jinja checks each file's time); a new
-        template file within LISTING_SECONDS."""
+        rendering. Edits to a template and new template files show within LISTING_SECONDS
+        (see _CheckedNowAndThen)."""
         now = time.monotonic()
         if self._listing is None or now - self._listing[0] > LISTING_SECONDS:
             found, names = set(), set()
@@ -151,6 +162,28 @@ class TemplateRenderer:
 
 
 LISTING_SECONDS = 10.0
+
+
+class _CheckedNowAndThen(jinja2.FileSystemLoader):
+    """Jinja's file loader, whose templates are checked for edits at most every
+    LISTING_SECONDS instead of at every use: the check is a stat of the file, and each stat
+    gave the interpreter lock away, four per acknowledgement (about 12,500 in a poll of
+    10,000 mails, benchmarks/RESULTS.md)."""
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        checked = time.monotonic()
+
+        def checked_now_and_then() -> bool:
+            nonlocal checked
+            now = time.monotonic()
+            if now - checked < LISTING_SECONDS:
+                return True
+            checked = now
+            return uptodate()
+
+        return source, filename, checked_now_and_then
 
 
 def _template_frame(tb: TracebackType | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -149,3 +150,24 @@ def test_sandbox_refuses_python_internals(tmp_path: Path) -> None:
 def test_format_when_accepts_a_ready_string() -> None:
     assert format_when("tomorrow morning", "en") == "tomorrow morning"
     assert format_when(datetime(2024, 6, 9, 8, 5), "zh") == "2024年6月9日（星期日）08:05"
+
+
+def test_an_edited_template_shows_within_the_listing_interval(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Jinja is asked whether a file changed at most every LISTING_SECONDS, not at every use
+    (each check is a stat that gives the interpreter lock away)."""
+    import processor.render as render
+
+    now = [1000.0]
+    monkeypatch.setattr(render.time, "monotonic", lambda: now[0])
+    template = tmp_path / "note.en.txt.j2"
+    template.write_text("first {{ n }}", encoding="utf-8")
+    renderer = TemplateRenderer([tmp_path])
+    assert renderer.render_file("note.en.txt.j2", {"n": 1}) == "first 1"
+    template.write_text("second {{ n }}", encoding="utf-8")
+    os.utime(template, (1, 1))  # a time Jinja cannot mistake for the first version's
+    now[0] += render.LISTING_SECONDS / 2
+    assert renderer.render_file("note.en.txt.j2", {"n": 2}) == "first 2"
+    now[0] += render.LISTING_SECONDS
+    assert renderer.render_file("note.en.txt.j2", {"n": 3}) == "second 3"
