@@ -45,14 +45,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         if not _is_sqlite(dialect):
             return super().bind_processor(dialect)
 
+        # Most datetimes of a batch are the same object (its `now`): the last one's text is
+        # kept, as one tuple, so that threads sharing this processor never mix two values.
+        last: tuple[datetime | None, str | None] = (None, None)
+
         def to_text(value: datetime | None) -> str | None:
+            nonlocal last
             if value is None:
                 return None
+            seen = last
+            if seen[0] is value:
+                return seen[1]
             _refuse_naive(value)
-            if value.utcoffset():
-                value = value.astimezone(UTC)
-            return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
-                    f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+            utc = value.astimezone(UTC) if value.utcoffset() else value
+            text = (f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} {utc.hour:02d}:"
+                    f"{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}")
+            last = (value, text)
+            return text
 
         return to_text
 

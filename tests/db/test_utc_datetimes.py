@@ -32,6 +32,18 @@ def test_the_text_is_what_sqlalchemys_datetime_writes_for_the_utc_instant(
     assert ours(instant) == theirs(instant.astimezone(UTC).replace(tzinfo=None))
 
 
+def test_the_last_value_kept_never_answers_for_another() -> None:
+    """The processor keeps the last datetime's text (a batch binds its `now` many times):
+    any other value, even between two uses of the same one, gets its own text."""
+    ours = UtcDateTime().bind_processor(sqlite.dialect())
+    theirs = DATETIME().bind_processor(sqlite.dialect())
+    assert ours is not None and theirs is not None
+    sequence = [INSTANTS[0], INSTANTS[0], INSTANTS[2], INSTANTS[0], None, INSTANTS[2],
+                INSTANTS[0].replace(microsecond=1), INSTANTS[2].astimezone(UTC)]
+    assert [ours(v) for v in sequence] == [
+        None if v is None else theirs(v.astimezone(UTC).replace(tzinfo=None)) for v in sequence]
+
+
 def test_a_naive_datetime_is_refused_and_none_stays_none() -> None:
     ours = UtcDateTime().bind_processor(sqlite.dialect())
     assert ours is not None and ours(None) is None
