@@ -40,8 +40,9 @@ def token_hex(count: int) -> str:
 
 
 def _forget() -> None:
-    global _pool, _taken
-    _pool, _taken = b"", 0
+    # A new lock too: the fork may have happened while another thread held the parent's.
+    global _lock, _pool, _taken
+    _lock, _pool, _taken = threading.Lock(), b"", 0
 
 
 os.register_at_fork(after_in_child=_forget)
