@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 import sys
 
 import pytest
@@ -38,3 +40,25 @@ def test_a_forked_child_does_not_repeat_its_parents_tokens() -> None:
     parents = make_message_id("desk.example.com", "desk")
     assert childs.startswith("<") and childs != parents, (childs, parents)
     assert sys.modules["processor.random_tokens"] is random_tokens
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs fork and pidfd_open")
+def test_a_child_forked_while_the_lock_was_held_still_makes_tokens() -> None:
+    """As if another thread held the lock at the fork: the child's copy of it would stay
+    held forever, and its first Message-ID would hang."""
+    with random_tokens._lock:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                make_message_id("desk.example.com", "desk")
+            finally:
+                os._exit(0)
+    exited = os.pidfd_open(pid)  # readable once the child has exited
+    try:
+        if not select.select([exited], [], [], 30)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the lock it inherited")
+    finally:
+        os.close(exited)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
