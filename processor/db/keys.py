@@ -41,17 +41,26 @@ def _give_keys(session: Session, _flush_context: Any, _instances: Any) -> None:
         return
     waiting: dict[type, list[Any]] = {}
     for obj in session.new:
-        if _integer_key(type(obj)) and obj.id is None:
+        # A key given here to a row that is still new was never written (its flush failed,
+        # or its SAVEPOINT was rolled back): it may be taken by now, so it is given again.
+        if _integer_key(type(obj)) and (obj.id is None or inspect(obj).info.get(_GIVEN)):
             waiting.setdefault(type(obj), []).append(obj)
-    connection = session.connection()  # not session.execute: that would flush again
     for cls, objects in waiting.items():
         if len(objects) < MIN_ROWS:
+            for obj in objects:  # left to SQLite
+                if inspect(obj).info.pop(_GIVEN, False):
+                    obj.id = None
             continue
         key_column: Column[Any] = inspect(cls).primary_key[0]
-        top = connection.execute(select(func.max(key_column))).scalar() or 0
+        # session.connection(), not session.execute: that would flush again.
+        top = session.connection().execute(select(func.max(key_column))).scalar() or 0
         objects.sort(key=lambda obj: inspect(obj).insert_order)
         for key, obj in enumerate(objects, start=top + 1):
             obj.id = key
+            inspect(obj).info[_GIVEN] = True
+
+
+_GIVEN = "complaints.key_given"  # in an object's InstanceState.info
 
 
 _KEYED: dict[type, bool] = {}

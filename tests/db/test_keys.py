@@ -114,3 +114,28 @@ def test_a_single_new_row_is_numbered_by_sqlite(sqlite_url: str, count: int) -> 
         assert [table for table, _ in inserts] == ["cases"]
     finally:
         engine.dispose()
+
+
+def test_rows_whose_savepoint_rolled_back_get_new_keys_when_added_again(sqlite_url: str
+                                                                        ) -> None:
+    """The keys given to rows of a rolled-back SAVEPOINT stay on the objects; added again
+    after other new rows took those keys, they must not be inserted under them."""
+    migrate(sqlite_url)
+    engine = open_database(sqlite_url)
+    try:
+        with session_scope(engine) as session:
+            session.add_all([_case(1), _case(2)])
+            session.flush()
+            savepoint = session.begin_nested()
+            again = [_case(3), _case(4)]
+            session.add_all(again)
+            session.flush()
+            assert [case.id for case in again] == [3, 4]
+            savepoint.rollback()
+            session.add_all([_case(5), _case(6), *again])  # 5 and 6 take keys 3 and 4
+        with session_scope(engine) as session:
+            assert session.execute(select(Case.reference, Case.id).order_by(Case.id)).all() == [
+                ("C-000001", 1), ("C-000002", 2), ("C-000005", 3), ("C-000006", 4),
+                ("C-000003", 5), ("C-000004", 6)]
+    finally:
+        engine.dispose()
