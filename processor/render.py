@@ -99,12 +99,13 @@ class TemplateRenderer:
         return {name for name, _language, _kind in self._files()}
 
     def languages(self, name: str) -> set[str]:
-        files = self._files()
-        assert self._listing is not None
-        key = (self._listing[0], name)  # asked for every acknowledgement: once per listing
+        self._listed()
+        listing = self._listing  # one listing for the key and the files, whatever other
+        assert listing is not None  # threads list meanwhile
+        key = (listing[0], name)  # asked for every acknowledgement: once per listing
         found = self._languages.get(key)
         if found is None:
-            found = frozenset(language for n, language, kind in files
+            found = frozenset(language for n, language, kind in listing[1]
                               if n == name and kind == "txt")
             if len(self._languages) > 64:
                 self._languages.clear()
