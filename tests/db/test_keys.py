@@ -4,6 +4,7 @@ have given."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,15 @@ def _inserts(engine: Engine) -> list[tuple[str, bool]]:
     return seen
 
 
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """A SQLite database opened as the desk opens it (its transactions BEGIN IMMEDIATE)."""
+    migrate(sqlite_url)
+    engine = open_database(sqlite_url)
+    yield engine
+    engine.dispose()
+
+
 def test_a_flush_writes_each_tables_new_rows_in_one_statement(engine: Engine) -> None:
     with session_scope(engine) as session:  # rows already there: the new keys go above them
         old = _case(2)
@@ -68,24 +78,18 @@ def test_a_flush_writes_each_tables_new_rows_in_one_statement(engine: Engine) ->
 
 
 def test_the_keys_are_the_ones_sqlite_would_give_after_a_savepoint_rolled_back(
-        sqlite_url: str) -> None:
-    migrate(sqlite_url)
-    engine = open_database(sqlite_url)
-    try:
-        with session_scope(engine) as session:
-            session.add_all([_case(1), _case(2)])
-            session.flush()
-            savepoint = session.begin_nested()
-            session.add_all([_case(3), _case(4)])
-            session.flush()
-            assert [c.id for c in session.scalars(select(Case).order_by(Case.id))] == [1, 2, 3, 4]
-            savepoint.rollback()
-            session.add_all([_case(5), _case(6)])
-        with session_scope(engine) as session:
-            assert session.execute(select(Case.reference, Case.id).order_by(Case.id)).all() == [
-                ("C-000001", 1), ("C-000002", 2), ("C-000005", 3), ("C-000006", 4)]
-    finally:
-        engine.dispose()
+        sqlite_engine: Engine) -> None:
+    with session_scope(sqlite_engine) as session:
+        session.add_all([_case(1), _case(2)])
+        session.flush()
+        savepoint = session.begin_nested()
+        session.add_all([_case(3), _case(4)])
+        session.flush()
+        assert [c.id for c in session.scalars(select(Case).order_by(Case.id))] == [1, 2, 3, 4]
+        savepoint.rollback()
+        session.add_all([_case(5), _case(6)])
+    assert _references_by_key(sqlite_engine) == [
+        ("C-000001", 1), ("C-000002", 2), ("C-000005", 3), ("C-000006", 4)]
 
 
 def test_an_engine_not_opened_by_the_desk_is_left_to_sqlite(tmp_path: Path) -> None:
@@ -103,39 +107,33 @@ def test_an_engine_not_opened_by_the_desk_is_left_to_sqlite(tmp_path: Path) -> N
         engine.dispose()
 
 
-@pytest.mark.parametrize("count", [1])
-def test_a_single_new_row_is_numbered_by_sqlite(sqlite_url: str, count: int) -> None:
-    migrate(sqlite_url)
-    engine = open_database(sqlite_url)
-    try:
-        inserts = _inserts(engine)
-        with session_scope(engine) as session:
-            session.add_all([_case(n) for n in range(1, count + 1)])
-        assert [table for table, _ in inserts] == ["cases"]
-    finally:
-        engine.dispose()
+def test_a_single_new_row_is_numbered_by_sqlite(sqlite_engine: Engine) -> None:
+    inserts = _inserts(sqlite_engine)
+    with session_scope(sqlite_engine) as session:
+        session.add(_case(1))
+    assert [table for table, _ in inserts] == ["cases"]
 
 
-def test_rows_whose_savepoint_rolled_back_get_new_keys_when_added_again(sqlite_url: str
-                                                                        ) -> None:
+def test_rows_whose_savepoint_rolled_back_get_new_keys_when_added_again(
+        sqlite_engine: Engine) -> None:
     """The keys given to rows of a rolled-back SAVEPOINT stay on the objects; added again
     after other new rows took those keys, they must not be inserted under them."""
-    migrate(sqlite_url)
-    engine = open_database(sqlite_url)
-    try:
-        with session_scope(engine) as session:
-            session.add_all([_case(1), _case(2)])
-            session.flush()
-            savepoint = session.begin_nested()
-            again = [_case(3), _case(4)]
-            session.add_all(again)
-            session.flush()
-            assert [case.id for case in again] == [3, 4]
-            savepoint.rollback()
-            session.add_all([_case(5), _case(6), *again])  # 5 and 6 take keys 3 and 4
-        with session_scope(engine) as session:
-            assert session.execute(select(Case.reference, Case.id).order_by(Case.id)).all() == [
-                ("C-000001", 1), ("C-000002", 2), ("C-000005", 3), ("C-000006", 4),
-                ("C-000003", 5), ("C-000004", 6)]
-    finally:
-        engine.dispose()
+    with session_scope(sqlite_engine) as session:
+        session.add_all([_case(1), _case(2)])
+        session.flush()
+        savepoint = session.begin_nested()
+        again = [_case(3), _case(4)]
+        session.add_all(again)
+        session.flush()
+        assert [case.id for case in again] == [3, 4]
+        savepoint.rollback()
+        session.add_all([_case(5), _case(6), *again])  # 5 and 6 take keys 3 and 4
+    assert _references_by_key(sqlite_engine) == [
+        ("C-000001", 1), ("C-000002", 2), ("C-000005", 3), ("C-000006", 4),
+        ("C-000003", 5), ("C-000004", 6)]
+
+
+def _references_by_key(engine: Engine) -> list[tuple[str, int]]:
+    with session_scope(engine) as session:
+        return [(reference, key) for reference, key in
+                session.execute(select(Case.reference, Case.id).order_by(Case.id))]
