@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
+    inspect,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, WriteOnlyMapped, mapped_column, relationship
@@ -82,6 +85,24 @@ def _is_sqlite(dialect: object) -> bool:
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime()}
+
+
+@event.listens_for(Base, "init", propagate=True)
+def _server_defaults_known(target: Base, _args: Any, values: dict[str, Any]) -> None:
+    """A new row takes the Python default of each column that has a server default too.
+    A value the ORM does not know after an INSERT it reads back with RETURNING, which on
+    SQLite means one INSERT statement per row (processor.db.keys)."""
+    for key, value in _server_defaulted(type(target)):
+        values.setdefault(key, value)
+
+
+@functools.cache
+def _server_defaulted(cls: type[Base]) -> tuple[tuple[str, Any], ...]:
+    return tuple((attribute.key, column.default.arg)
+                 for attribute in inspect(cls).column_attrs
+                 for column in attribute.columns[:1]
+                 if column.server_default is not None and column.default is not None
+                 and column.default.is_scalar)
 
 
 class Counter(Base):
@@ -226,14 +247,6 @@ class Case(Base):
 
     messages: WriteOnlyMapped[Message] = relationship(back_populates="case")
     events: WriteOnlyMapped[Event] = relationship(back_populates="case")
-
-    def __init__(self, **values: Any) -> None:
-        # The columns with a server default get their value here too: one the ORM does not
-        # know after an INSERT, it reads back with RETURNING, which on SQLite means one
-        # INSERT statement per case (processor.db.keys).
-        values.setdefault("reopened_count", 0)
-        values.setdefault("is_appeal", False)
-        super().__init__(**values)
 
 
 class Message(Base):
