@@ -8,7 +8,10 @@ the server before its bytes are durable, without one sync per mail.
 
 On Linux a batch of many files is made durable with two syncfs(2) calls (the temporary files'
 data, then the renames) instead of an fsync per file and directory: a batch of 200 mails is
-about a thousand files, and their fsyncs were a sixth of the ingest time.
+about a thousand files, and their fsyncs were a sixth of the ingest time. The first of the two
+can be started early, in the background (`sync_ahead`), once a batch has staged its files and
+while it still writes its rows: it was the longer, 46 ms a batch, about 8% of a poll spent
+waiting on the disk.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,6 +190,27 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return os.path.exists(self._path_for(sha256)) or self._flat_path(sha256) in self._pending
 
+    def sync_ahead(self) -> None:
+        """Start making the data of this thread's staged files durable, in the background,
+        while the caller goes on with work of its own (a batch's last rows): `sync` then waits
+        for it instead of syncing the data itself, unless files were staged after this call.
+        The files stay where they are until `sync`: renamed before their data is durable, a
+        crash could leave a complete-looking file with missing bytes."""
+        pending = self._pending
+        self._local.ahead = None
+        if len(pending) >= SYNCFS_FROM_FILES and _SYNCFS is not None:
+            self._local.ahead = (_in_background(_syncfs, self.root), frozenset(pending.values()))
+
+    def _synced_ahead(self) -> bool:
+        """Whether `sync_ahead` made every file staged now durable (its error is raised: after
+        a failed writeback a later sync may succeed with the bytes lost, so never retry)."""
+        ahead: tuple[Future[bool], frozenset[str]] | None = getattr(self._local, "ahead", None)
+        if ahead is None:
+            return False
+        self._local.ahead = None
+        synced, covered = ahead
+        return synced.result() and all(tmp in covered for tmp in self._pending.values())
+
     def sync(self) -> None:
         """Make every staged file durable under its final name: the data first, then the
         rename, so a crash can never leave a complete-looking file with missing bytes."""
@@ -193,7 +218,7 @@ class BlobStore:
         if pending and not self._two_level and not self._marked:
             _mark_flat(self.root)
             self._marked = True
-        if len(pending) >= SYNCFS_FROM_FILES and _syncfs(self.root):
+        if self._synced_ahead() or (len(pending) >= SYNCFS_FROM_FILES and _syncfs(self.root)):
             for target, tmp in pending.items():
                 os.replace(tmp, target)
             if not _syncfs(self.root):
@@ -212,6 +237,7 @@ class BlobStore:
 
     def discard(self) -> None:
         """Drop staged files of a batch that was rolled back."""
+        self._local.ahead = None  # its files go: what it syncs no longer matters
         for tmp in self._pending.values():
             _unlink(tmp)
         self._pending.clear()
@@ -301,6 +327,22 @@ def _load_syncfs():  # type: ignore[no-untyped-def]
 
 
 _SYNCFS = _load_syncfs()
+
+
+def _in_background(function: Callable[..., bool], *args: object) -> Future[bool]:
+    """`function(*args)` in a thread of its own: a thread a batch costs nothing next to a
+    syncfs, and leaves no pool to shut down."""
+    future: Future[bool] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # noqa: BLE001 - given to whoever waits for it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="blob-syncfs", daemon=True).start()
+    return future
 
 
 def _syncfs(root: Path) -> bool:

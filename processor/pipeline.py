@@ -117,6 +117,10 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
         if rows is not None and _compose_elsewhere(ctx, prepared):
             assert ctx.preparer is not None and ctx.renderer is not None
             rows.unfinished.append(ComposingElsewhere(ctx.preparer, ctx.renderer, store))
+        if rows is not None:
+            # Every file of the batch is staged once its acknowledgements are: their data can
+            # go to disk while the rows are written (the commit waits for it in store.sync).
+            rows.when_finished.append(store.sync_ahead)
         for mail, message, key in parsed:
             if outcomes and should_stop():
                 break

@@ -14,12 +14,14 @@ A query within the batch that must see deferred rows calls `write_deferred` firs
 
 Work that must be done before the rows are written (acknowledgements composed in other
 processes, processor.composing) registers as `Unfinished`: it is finished first, or cancelled
-when the batch fails.
+when the batch fails. What may start once it is all finished, alongside the batch's last
+database work (syncing the batch's files to disk, processor.blobstore), registers in
+`when_finished`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -42,6 +44,8 @@ class DeferredRows:
         # table -> [(column values, ((foreign key column, the object it points at), ...))]
         self._rows: dict[Table, list[tuple[dict[str, Any], tuple[tuple[str, Any], ...]]]] = {}
         self.unfinished: list[Unfinished] = []
+        # Called once, in the batch's last write, when its unfinished work is finished.
+        self.when_finished: list[Callable[[], None]] = []
 
     def add(self, table: Table, values: dict[str, Any], **parents: Any) -> dict[str, Any]:
         """`parents`: foreign key column -> ORM object (or None) whose key it takes. Returns
@@ -49,7 +53,7 @@ class DeferredRows:
         self._rows.setdefault(table, []).append((values, tuple(parents.items())))
         return values
 
-    def write(self, session: Session) -> None:
+    def write(self, session: Session, *, last: bool = False) -> None:
         if self.unfinished:
             # New cases and messages get their keys first: the worker processes go on
             # composing the batch's acknowledgements meanwhile, so fewer are left for this
@@ -57,6 +61,9 @@ class DeferredRows:
             session.flush()
         for work in self.unfinished:
             work.finish(session)
+        if last:
+            for start in self.when_finished:
+                start()
         if not self._rows:
             return
         session.flush()  # new cases and messages get their keys (what finishing added too)
@@ -82,7 +89,7 @@ def deferred_rows(session: Session) -> Iterator[DeferredRows]:
     session.info[_KEY] = rows
     try:
         yield rows
-        rows.write(session)
+        rows.write(session, last=True)
     finally:
         session.info.pop(_KEY, None)
         for work in rows.unfinished:  # what is left when the batch failed

@@ -4,6 +4,7 @@ as when they are composed in the filing process."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from processor import casework
+from processor import blobstore, casework
 from processor.db import session_scope
 from processor.db.models import Case, Event, Message
 from processor.imap import MailboxConnection
@@ -189,3 +190,29 @@ def _mail(sender: str, subject: str, message_id: str, in_reply_to: str = "",
             f"Message-ID: {message_id}\r\n{threading}Date: Sat, 28 Nov 2026 09:00:00 +0000\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
             ).encode()
+
+
+def test_a_batch_filed_fast_syncs_its_files_data_while_its_rows_are_written(
+        tmp_path: Path, sqlite_url: str, dovecot: DovecotServer,
+        smtp_delivering: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced_on: list[str] = []
+    real_syncfs = blobstore._syncfs
+
+    def syncfs(root: Path) -> bool:
+        synced_on.append(threading.current_thread().name)
+        return real_syncfs(root)
+
+    monkeypatch.setattr(blobstore, "_syncfs", syncfs)
+    desk = _desk(tmp_path, sqlite_url, dovecot, smtp_delivering, 1)
+    try:
+        desk.deliver(*make_mails(BATCH))
+        _poll_at(desk, NOW)
+        # The data in the background, then the renames from the filing thread: one each.
+        assert synced_on == ["blob-syncfs", threading.current_thread().name]
+        assert not list(desk.runtime.store.root.rglob(".tmp-*"))
+        with session_scope(desk.runtime.engine) as session:
+            stored = session.scalars(select(Message.raw_sha256)).all()
+        assert len(stored) == 2 * BATCH  # each mail and its acknowledgement
+        assert all(desk.runtime.store.path_for(sha).is_file() for sha in stored)
+    finally:
+        _close(desk)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from processor.db import session_scope
-from processor.db.deferred import deferred_rows, deferring
+from processor.db.deferred import deferred_rows, deferring, write_deferred
 from processor.db.models import Case, Event, Message, MessageCopy, ThreadClaim
 from processor.db.store import add_copy, add_event, add_thread_claim
 from processor.progress import case_progress_facts
@@ -75,3 +75,30 @@ def test_a_query_within_the_batch_sees_the_batchs_staff_events(engine: Engine) -
         facts = case_progress_facts(session, case)
         assert facts.last_worked_at is not None
         assert facts.last_worked_at.replace(tzinfo=UTC) == T0 + timedelta(hours=3)
+
+
+def test_work_waiting_for_the_batch_starts_once_in_its_last_write_after_what_was_unfinished(
+        engine: Engine) -> None:
+    happened: list[str] = []
+
+    class Composing:
+        def finish(self, session: object) -> None:
+            happened.append("finished")
+
+        def cancel(self) -> None:
+            happened.append("cancelled")
+
+    with session_scope(engine) as session, deferred_rows(session) as rows:
+        rows.unfinished.append(Composing())
+        rows.when_finished.append(lambda: happened.append("started"))
+        session.add(_case("C-000001"))
+        write_deferred(session)  # a query within the batch: not its last write
+        assert happened == ["finished"]
+    assert happened == ["finished", "finished", "started", "cancelled"]
+
+    happened.clear()
+    with pytest.raises(RuntimeError), session_scope(engine) as session, \
+            deferred_rows(session) as rows:
+        rows.when_finished.append(lambda: happened.append("started"))
+        raise RuntimeError("the batch failed")
+    assert happened == []  # a batch that fails never starts it
