@@ -18,7 +18,7 @@ from processor.config import MailboxSettings, Settings
 from processor.context import IngestContext
 from processor.db import check_schema_current, open_database
 from processor.errors import ConfigError
-from processor.heap import return_large_blocks
+from processor.heap import collect_rarely, return_large_blocks
 from processor.prepare import Preparer
 from processor.render import TemplateRenderer
 from processor.threading import load_appeal_phrases
@@ -69,6 +69,7 @@ def open_runtime(settings: Settings, *, with_rules: bool = False,
     stall = max(10.0, settings.workers.takeover_seconds) if worker else None
     if worker:  # it files mail for hours: big mails must not leave their space in the heap
         return_large_blocks()
+        collect_rarely()  # nor the collector its time (processor.heap)
     engine = open_database(settings.database.url, echo=settings.database.echo,
                            idle_in_transaction_seconds=stall)
     if require_current_schema:

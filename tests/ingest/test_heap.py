@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from processor.heap import YOUNGEST_GENERATION_OBJECTS
 from processor.prepare import Preparer
 
 pytestmark = pytest.mark.skipif(
@@ -94,3 +95,31 @@ def test_the_preparing_processes_give_them_back_too() -> None:
         assert future.result(timeout=60) < 8 << 20
     finally:
         preparer.close()
+
+
+_COLLECTOR_OF_THE_SERVICE = """
+import gc, sys
+from processor.config import load_settings
+from processor.runtime import open_runtime
+before = gc.get_threshold()
+open_runtime(load_settings(sys.argv[1]), require_current_schema=False,
+             worker=sys.argv[2] == "worker")
+print(*before, *gc.get_threshold(), gc.get_freeze_count())
+"""
+
+
+def test_a_process_that_polls_runs_the_cycle_collector_rarely(tmp_path: Path) -> None:
+    config = tmp_path / "complaints.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "d.sqlite3"}"\n'
+                      f'[storage]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+
+    def thresholds(kind: str) -> list[int]:
+        done = subprocess.run([sys.executable, "-c", _COLLECTOR_OF_THE_SERVICE, str(config),
+                               kind], capture_output=True, text=True, check=True, timeout=60)
+        return [int(n) for n in done.stdout.split()]
+
+    before_young, before_middle, before_old, young, middle, old, frozen = thresholds("worker")
+    assert young == YOUNGEST_GENERATION_OBJECTS > before_young
+    assert (middle, old) == (before_middle, before_old)
+    assert frozen > 1000  # what was alive at start (the modules' objects) is left out
+    assert thresholds("reader")[3:] == [before_young, before_middle, before_old, 0]
