@@ -127,11 +127,16 @@ class ComposingElsewhere:
             self._sent.append((self._waiting, None))
             self._waiting = []
         sent, self._sent = self._sent, []
-        # Composed here first, while the workers finish what they have started.
+        # Composed here from the last chunk back, one at a time, while the workers go on from
+        # the first: a chunk is taken back only when its turn comes, so the workers may start
+        # it meanwhile. Taken back all at once, two in five were composed here.
+        here: dict[int, list[Result]] = {}
         try:
-            here = {index: [compose(request, self.renderer, None) for request, _ in chunk]
-                    for index, (chunk, future) in enumerate(sent)
-                    if future is None or future.cancel()}
+            for index in range(len(sent) - 1, -1, -1):
+                chunk, future = sent[index]
+                if future is not None and not future.cancel():
+                    break  # started, and so were those before it (they are given in order)
+                here[index] = [compose(request, self.renderer, None) for request, _ in chunk]
         except BaseException:
             self._sent = sent  # cancel() removes what the workers staged
             raise
