@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from processor.ack import loop_context
 from processor.classify import RuleSet
 from processor.compose import subject_tag_pattern
 from processor.config import MailboxSettings, Settings
+from processor.loopguard import LoopContext
 from processor.mail import ParseLimits
 from processor.prepare import Preparer, Recipients
 from processor.render import TemplateRenderer
@@ -34,13 +36,17 @@ class IngestContext:
     # The worker processes that prepare batches; they also compose a large batch's
     # acknowledgements while it is filed (processor.composing).
     preparer: Preparer | None = None
+    # Derived here from the settings, once: every mail of a batch asks for them.
+    recipients: Recipients = field(init=False, repr=False, compare=False)  # our addresses
+    loop: LoopContext = field(init=False, repr=False, compare=False)  # our mail coming back
+
+    def __post_init__(self) -> None:
+        monitored = self.settings.monitored_addresses()
+        ours = {a.lower() for a in self.mailbox.addresses} | monitored
+        object.__setattr__(self, "recipients",
+                           Recipients(frozenset(ours), self.mailbox.addresses[0].lower()))
+        object.__setattr__(self, "loop", loop_context(self.settings.ack, monitored))
 
     @property
     def limits(self) -> ParseLimits:
         return self.settings.limits
-
-    @property
-    def recipients(self) -> Recipients:
-        """Our addresses, for telling which of them a mail reached."""
-        ours = {a.lower() for a in self.mailbox.addresses} | self.settings.monitored_addresses()
-        return Recipients(frozenset(ours), self.mailbox.addresses[0].lower())

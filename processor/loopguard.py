@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from processor.compose import is_our_message_id
@@ -23,13 +23,19 @@ class LoopContext:
     loop_header_name: str = "X-Complaints-Loop"
     installation_id: str = "complaints"
     our_message_id_domain: str = ""
+    # The monitored addresses as `is_monitored` compares them, made once, not per question.
+    _monitored_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_monitored_keys",
+                           frozenset(_address_key(a) for a in self.monitored_addresses))
 
     def is_our_message_id(self, message_id: str) -> bool:
         return bool(self.our_message_id_domain) and is_our_message_id(
             message_id, self.our_message_id_domain, self.installation_id)
 
     def is_monitored(self, address: str) -> bool:
-        return _address_key(address) in {_address_key(a) for a in self.monitored_addresses}
+        return _address_key(address) in self._monitored_keys
 
 
 Detector = Callable[[ParsedMessage, LoopContext], "str | None"]

@@ -26,7 +26,6 @@ from processor.ack import (
     AckPlan,
     AckRequest,
     composed_here,
-    loop_context,
     request_acknowledgement,
 )
 from processor.blobstore import BlobStore
@@ -251,8 +250,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     if record_copy:
         _copy(session, ctx, mail.uid, "stored", now, message=stored)
     received_by = _received_by(ctx, message)
-    robot = robot_signals(message, loop_context(ctx.settings.ack,
-                                                ctx.settings.monitored_addresses()))
+    robot = robot_signals(message, ctx.loop)
     threading = casework.decide(session, ctx, message, bool(robot), now, claims)
     decision = threading.decision
     if decision.action == "hold":
@@ -322,7 +320,7 @@ def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: C
         decided = request_acknowledgement(
             message=message, case_ref=case.reference, from_address=received_by[0],
             classification=classification, rules=ctx.rules, settings=ack, renderer=ctx.renderer,
-            loop=loop_context(ack, ctx.settings.monitored_addresses()),
+            loop=ctx.loop,
             counts=ledger.counts(sender), now=now, robot_reasons=robot)
         elsewhere = composing_elsewhere(session)
         if isinstance(decided, AckRequest) and elsewhere is not None:

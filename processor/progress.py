@@ -258,7 +258,6 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
     `classification` is the mail's when it was classified as it was prepared (not again here).
     """
     from processor import casework
-    from processor.ack import loop_context
     from processor.classify import classify
     from processor.compose import compose_case_mail, make_message_id
     from processor.db.deferred import write_deferred
@@ -277,7 +276,7 @@ def maybe_progress_reply(session: Session, store: Any, ctx: Any, case: Any, mess
         return  # an ordinary follow-up: nothing to record
     ack = ctx.settings.ack
     sender = message.from_.address.lower() if message.from_ else ""
-    robot = robot_signals(message, loop_context(ack, ctx.settings.monitored_addresses()))
+    robot = robot_signals(message, ctx.loop)
     # The batch's acknowledgements, composed beside it and queued at its end, count too.
     write_deferred(session)
     window = 24
