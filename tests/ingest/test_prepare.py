@@ -13,6 +13,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from multiprocessing.reduction import ForkingPickler
@@ -318,5 +319,25 @@ def test_a_server_that_cannot_start_early_is_started_when_there_is_work(
         monkeypatch.undo()
         future = preparer.call(operator.add, 2, 3)
         assert future is not None and future.result(timeout=60) == 5
+    finally:
+        preparer.close()
+
+
+def test_urgent_work_waits_only_for_the_chunk_a_process_is_running(tmp_path: Path) -> None:
+    preparer = Preparer(1)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    try:
+        pool = preparer._pool()
+        running = pool.submit(False, gate.read_bytes)  # blocks until the gate is written
+        queued = pool.submit(False, time.monotonic_ns)  # the next batch's chunk
+        urgent = preparer.call(time.monotonic_ns)  # an acknowledgement, say
+        assert urgent is not None
+        with gate.open("wb") as writer:  # opening waits for the worker to be reading it
+            writer.write(b"go")
+        assert running.result(timeout=60) == b"go"
+        # The urgent call ran first: the later chunk had not been queued behind the running
+        # one in the pool, where the urgent call would have waited for it too.
+        assert urgent.result(timeout=60) < queued.result(timeout=60)
     finally:
         preparer.close()
