@@ -34,7 +34,7 @@ from typing import Any
 from processor.blobstore import BlobStore, StagedFile
 from processor.classify import Classification, RuleSet, classify, conditions, model
 from processor.dedup import dedup_key
-from processor.heap import return_large_blocks
+from processor.heap import collect_rarely, return_large_blocks
 from processor.imap import FetchedMail
 from processor.mail import Address, Attachment, ParsedMessage, parse_message
 from processor.mail.limits import ParseLimits
@@ -227,8 +227,11 @@ def remove_staged(staged: Sequence[StagedFile]) -> None:
 
 def _worker_started(main_pid: int) -> None:
     """A worker process's initializer. Like the service, it gives the space of large mails
-    back once it is done with them."""
+    back once it is done with them, and runs the cycle collector rarely (processor.heap):
+    parsing makes as many short-lived objects as filing, and the worker took 2 s less CPU
+    in a poll of 10,000 mails, which it paced (benchmarks/RESULTS.md)."""
     return_large_blocks()
+    collect_rarely()
     _die_with_parent(main_pid)
 
 

@@ -3,6 +3,7 @@ and without the setting, and in the preparing processes, which set it when they 
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
@@ -123,3 +124,15 @@ def test_a_process_that_polls_runs_the_cycle_collector_rarely(tmp_path: Path) ->
     assert (middle, old) == (before_middle, before_old)
     assert frozen > 1000  # what was alive at start (the modules' objects) is left out
     assert thresholds("reader")[3:] == [before_young, before_middle, before_old, 0]
+
+
+def test_the_preparing_processes_run_it_rarely_too() -> None:
+    preparer = Preparer(1)
+    try:
+        threshold = preparer.call(gc.get_threshold)
+        frozen = preparer.call(gc.get_freeze_count)
+        assert threshold is not None and frozen is not None
+        assert threshold.result(timeout=60)[0] == YOUNGEST_GENERATION_OBJECTS
+        assert frozen.result(timeout=60) > 1000
+    finally:
+        preparer.close()
