@@ -210,12 +210,16 @@ needs_syncfs = pytest.mark.skipif(blobstore._SYNCFS is None, reason="no syncfs(2
 BATCH_FILES = blobstore.SYNCFS_FROM_FILES + 4
 
 
+def _stage_batch(store: BlobStore, label: str) -> list[str]:
+    """Stage a batch large enough to be synced with syncfs; the digests of its files."""
+    return [store.put(f"{label} {i}".encode()) for i in range(BATCH_FILES)]
+
+
 @needs_syncfs
 def test_data_synced_ahead_is_not_synced_again_and_lands_before_any_rename(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = BlobStore(tmp_path)
-    contents = [f"mail {i}".encode() for i in range(BATCH_FILES)]
-    digests = [store.put(data) for data in contents]
+    digests = _stage_batch(store, "mail")
     disk = _DiskLog(monkeypatch)
     store.sync_ahead()
     store.sync()
@@ -223,15 +227,14 @@ def test_data_synced_ahead_is_not_synced_again_and_lands_before_any_rename(
     assert disk.kinds() == ["syncfs"] + ["rename"] * BATCH_FILES + ["syncfs"]
     assert disk.events[0][1] == "blob-syncfs"
     assert disk.events[-1][1] == threading.current_thread().name
-    assert [store.get(d) for d in digests] == contents
+    assert [store.get(d) for d in digests] == [f"mail {i}".encode() for i in range(BATCH_FILES)]
 
 
 @needs_syncfs
 def test_a_file_staged_after_the_sync_ahead_has_its_data_synced_before_its_rename(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = BlobStore(tmp_path)
-    for i in range(BATCH_FILES):
-        store.put(f"mail {i}".encode())
+    _stage_batch(store, "mail")
     disk = _DiskLog(monkeypatch)
     store.sync_ahead()
     late = store.put(b"an acknowledgement composed after it started")
@@ -248,13 +251,12 @@ def test_a_file_staged_after_the_sync_ahead_has_its_data_synced_before_its_renam
 def test_a_batch_discarded_after_its_sync_ahead_leaves_the_next_one_to_sync_its_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = BlobStore(tmp_path)
-    for i in range(BATCH_FILES):
-        store.put(f"rolled back {i}".encode())
+    _stage_batch(store, "rolled back")
     store.sync_ahead()
     store.discard()
     assert not list(tmp_path.rglob(".tmp-*"))
     disk = _DiskLog(monkeypatch)
-    digests = [store.put(f"filed again {i}".encode()) for i in range(BATCH_FILES)]
+    digests = _stage_batch(store, "filed again")
     store.sync()
     assert disk.kinds() == ["syncfs"] + ["rename"] * BATCH_FILES + ["syncfs"]
     assert disk.events[0][1] == threading.current_thread().name
@@ -275,7 +277,7 @@ def test_a_failed_sync_ahead_fails_the_batch_and_nothing_is_put_in_place(
 
     monkeypatch.setattr(blobstore, "_syncfs", failing_in_background)
     store = BlobStore(tmp_path)
-    digests = [store.put(f"mail {i}".encode()) for i in range(BATCH_FILES)]
+    digests = _stage_batch(store, "mail")
     store.sync_ahead()
     with pytest.raises(OSError, match="Input/output error"):
         store.sync()  # not retried: after a lost writeback a second syncfs may lie
