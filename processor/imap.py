@@ -17,6 +17,7 @@ import hashlib
 import imaplib
 import io
 import logging
+import re
 import select
 import socket
 import ssl
@@ -131,9 +132,15 @@ def _translate(exc: BaseException, action: str) -> Exception:
             f"{action}: the server's certificate is not trusted ({exc.verify_message})",
             hint="set ca_file in the [mailbox.NAME] section to the CA that signed it, or "
                  "verify_certificate = false on a network you trust")
-    if isinstance(exc, IMAPClientAbortError | OSError | EOFError | ssl.SSLError):
+    if isinstance(exc, IMAPClientAbortError | OSError | EOFError | ssl.SSLError) or \
+            _SAYS_BYE.search(str(exc)):
+        # A BYE is the server closing the connection (RFC 3501 7.1.5), e.g. as it shuts down:
+        # imaplib raises it as an abort, but imapclient's IDLE as an unexpected answer.
         return MailboxUnavailable(f"{action}: connection lost ({exc.__class__.__name__}: {exc})")
     return MailboxError(f"{action}: server said {exc}")
+
+
+_SAYS_BYE = re.compile(r"\*\s+BYE\b", re.IGNORECASE)
 
 
 def _log_in(client: imapclient.IMAPClient, settings: MailboxSettings) -> None:
