@@ -368,11 +368,16 @@ class _Dispatcher:
     The pool runs what it is given in order. A batch's acknowledgements (processor.composing)
     are needed before the batch can be committed, while the next batch, given to the pool
     before them, is not needed until then: given at once, the acknowledgements waited behind
-    the whole next batch, and the filing process waited with them. Later work is given only
-    to a process that is free (`later_in_flight`, one per process), so urgent work waits at
-    most for the chunk a process is running, not also for one queued behind it: 36-47% of a
-    10,000-mail poll's acknowledgements were left for the filing process to compose (five
-    polls), 27-30% with it (two; benchmarks/RESULTS.md).
+    the whole next batch, and the filing process waited with them. So at most
+    `later_in_flight` chunks of later work are in the pool at a time, and urgent work goes
+    in first as soon as a chunk is done.
+
+    The preparer lets each process run one chunk with a second waiting behind it. With only
+    the running one (the rule from 2026-11-30 16:45 to 20:15), the process sat idle after each
+    chunk while the result and the next chunk went through threads of the filing process,
+    which waited for its interpreter lock: 16% of a worker's time in a poll of 10,000 mails,
+    and polls 0.6 s slower (benchmarks/RESULTS.md). Urgent work now waits for at most the
+    chunk running and the one behind it.
     """
 
     def __init__(self, executor: ProcessPoolExecutor, in_flight: int,
@@ -519,9 +524,9 @@ class Preparer:
                                            initializer=_worker_started,
                                            initargs=(os.getpid(),))
             widen_pipes(executor)
-            # One chunk running in each process and one urgent one waiting: nothing urgent
-            # waits long.
-            self._pool_of = _Dispatcher(executor, 2 * self.processes, self.processes)
+            # One chunk running in each process and one waiting behind it, so a process
+            # never waits for the filing process to hand it the next (see _Dispatcher).
+            self._pool_of = _Dispatcher(executor, 2 * self.processes, 2 * self.processes)
         return self._pool_of
 
     def close(self) -> None:

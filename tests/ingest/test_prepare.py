@@ -323,21 +323,23 @@ def test_a_server_that_cannot_start_early_is_started_when_there_is_work(
         preparer.close()
 
 
-def test_urgent_work_waits_only_for_the_chunk_a_process_is_running(tmp_path: Path) -> None:
+def test_a_process_has_the_next_chunk_waiting_and_urgent_work_goes_before_the_rest(
+        tmp_path: Path) -> None:
     preparer = Preparer(1)
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     try:
         pool = preparer._pool()
         running = pool.submit(False, gate.read_bytes)  # blocks until the gate is written
-        queued = pool.submit(False, time.monotonic_ns)  # the next batch's chunk
+        waiting = pool.submit(False, time.monotonic_ns)  # the next batch's first chunk
+        later = pool.submit(False, time.monotonic_ns)  # and its second
         urgent = preparer.call(time.monotonic_ns)  # an acknowledgement, say
         assert urgent is not None
         with gate.open("wb") as writer:  # opening waits for the worker to be reading it
             writer.write(b"go")
         assert running.result(timeout=60) == b"go"
-        # The urgent call ran first: the later chunk had not been queued behind the running
-        # one in the pool, where the urgent call would have waited for it too.
-        assert urgent.result(timeout=60) < queued.result(timeout=60)
+        # The chunk behind the running one was in the pool already, so the process went on
+        # with it at once; the urgent call went in before the rest of the later work.
+        assert waiting.result(timeout=60) < urgent.result(timeout=60) < later.result(timeout=60)
     finally:
         preparer.close()
