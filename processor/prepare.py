@@ -368,27 +368,23 @@ class _Dispatcher:
     The pool runs what it is given in order. A batch's acknowledgements (processor.composing)
     are needed before the batch can be committed, while the next batch, given to the pool
     before them, is not needed until then: given at once, the acknowledgements waited behind
-    the whole next batch, and the filing process waited with them. So at most
-    `later_in_flight` chunks of later work are in the pool at a time, and urgent work goes
-    in first as soon as a chunk is done.
+    the whole next batch, and the filing process waited with them. So at most `in_flight`
+    chunks are in the pool at a time, and urgent work goes in first as soon as one is done.
 
     The preparer lets each process run one chunk with a second waiting behind it. With only
-    the running one (fc7a2b7), the process sat idle after each chunk while the result and the
-    next chunk went through threads of the filing process, which waited for its interpreter
-    lock: 14% of a worker's time in a poll of 10,000 mails, and polls 0.6-1.2 s slower
-    (benchmarks/RESULTS.md). Urgent work now waits for at most the chunk running and the one
-    behind it, so the filing process composes more of its acknowledgements itself (12% of
-    its time): less than the worker lost idling.
+    the running one for later work (fc7a2b7, since undone), the process sat idle after each
+    chunk while the result and the next chunk went through threads of the filing process,
+    which waited for its interpreter lock: 14% of a worker's time in a poll of 10,000 mails,
+    and polls 0.6-1.2 s slower (benchmarks/RESULTS.md). Urgent work waits for at most the
+    chunk running and the one behind it, so the filing process composes more of its
+    acknowledgements itself (12% of its time): less than the worker lost idling.
     """
 
-    def __init__(self, executor: ProcessPoolExecutor, in_flight: int,
-                 later_in_flight: int) -> None:
+    def __init__(self, executor: ProcessPoolExecutor, in_flight: int) -> None:
         self.executor = executor
         self.broken = False
         self._limit = in_flight
-        self._later_limit = later_in_flight
         self._in_flight = 0
-        self._later_in_flight = 0
         self._lock = threading.Lock()
         self._urgent: collections.deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
         self._urgent = collections.deque()
@@ -405,33 +401,25 @@ class _Dispatcher:
     def _pump(self) -> None:
         while True:
             with self._lock:
-                urgent = bool(self._urgent)
-                if self._in_flight >= self._limit or not urgent and (
-                        not self._later or self._later_in_flight >= self._later_limit):
+                if self._in_flight >= self._limit or not (self._urgent or self._later):
                     return
-                ours, function, args = (self._urgent if urgent else self._later).popleft()
+                ours, function, args = (self._urgent or self._later).popleft()
                 if not ours.set_running_or_notify_cancel():  # cancelled while it waited
                     continue
-                self._count(urgent, 1)
+                self._in_flight += 1
             try:
                 theirs = self.executor.submit(function, *args)
             except BaseException as exc:  # noqa: BLE001 - a broken pool: the caller works here
                 self.broken = True
                 with self._lock:
-                    self._count(urgent, -1)
+                    self._in_flight -= 1
                 ours.set_exception(exc)
                 continue
-            theirs.add_done_callback(functools.partial(self._done, ours, urgent))
+            theirs.add_done_callback(functools.partial(self._done, ours))
 
-    def _count(self, urgent: bool, change: int) -> None:
-        """Under the lock."""
-        self._in_flight += change
-        if not urgent:
-            self._later_in_flight += change
-
-    def _done(self, ours: Future[Any], urgent: bool, theirs: Future[Any]) -> None:
+    def _done(self, ours: Future[Any], theirs: Future[Any]) -> None:
         with self._lock:
-            self._count(urgent, -1)
+            self._in_flight -= 1
         if theirs.cancelled():
             ours.set_exception(BrokenProcessPool("the worker processes were shut down"))
         elif theirs.exception() is not None:
@@ -527,7 +515,7 @@ class Preparer:
             widen_pipes(executor)
             # One chunk running in each process and one waiting behind it, so a process
             # never waits for the filing process to hand it the next (see _Dispatcher).
-            self._pool_of = _Dispatcher(executor, 2 * self.processes, 2 * self.processes)
+            self._pool_of = _Dispatcher(executor, 2 * self.processes)
         return self._pool_of
 
     def close(self) -> None:
