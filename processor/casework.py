@@ -31,14 +31,16 @@ from processor.compose import (
     outgoing_copy,
 )
 from processor.context import IngestContext
-from processor.db.deferred import deferring
+from processor.db.deferred import deferring, write_deferred
 from processor.db.models import Case, Message, OutboxMail, Suppression, ThreadClaim
 from processor.db.store import (
     MESSAGES,
     OUTBOX,
+    StoredMessage,
     add_event,
     add_thread_claim,
     case_by_reference,
+    pending_messages,
 )
 from processor.mail import ParsedMessage
 from processor.mailcommands import CommandParse, parse_commands
@@ -164,7 +166,7 @@ class ThreadClaims:
             return None
         return stored | self._filed_participants.get(case, set())
 
-    def note_filed(self, stored: Message) -> None:
+    def note_filed(self, stored: StoredMessage) -> None:
         """The mail in hand is filed on its case: its sender counts among the case's
         participants for the rest of the batch, once the mail is kept (`keep_pending`)."""
         if stored.case is not None and stored.direction == "in" and stored.from_address \
@@ -313,8 +315,10 @@ def _facts(session: Session, case: Case | None,
 def _participants(session: Session, case: Case) -> set[str]:
     # Without flushing the batch (a flush per reply was a fifth of the ingest time): the
     # participants already stored, plus those filed earlier in this batch, still pending.
-    participants = {m.from_address for m in session.new
-                    if isinstance(m, Message) and m.case is case and m.direction == "in"
+    filed: list[StoredMessage] = [m for m in session.new if isinstance(m, Message)]
+    filed += pending_messages(session)
+    participants = {m.from_address for m in filed
+                    if m.case is case and m.direction == "in"
                     and m.author_role in PARTICIPANT_ROLES and m.from_address}
     if case.id is not None:  # a case opened in this batch has nothing stored yet
         with session.no_autoflush:
@@ -332,7 +336,7 @@ PARTICIPANT_ROLES = ("complainant", "participant")
 
 
 def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
-                  stored: Message, message: ParsedMessage, threading: Threading,
+                  stored: StoredMessage, message: ParsedMessage, threading: Threading,
                   now: datetime, classification: Classification | None = None) -> None:
     """`classification`: the mail's, when it was classified as it was prepared."""
     decision = threading.decision
@@ -373,7 +377,7 @@ def apply_to_case(session: Session, store: BlobStore, ctx: IngestContext, case: 
 
 
 def set_status(session: Session, case: Case, status: str, *, actor: str, now: datetime,
-               message: Message | None = None) -> None:
+               message: StoredMessage | None = None) -> None:
     old = case.status
     if old == status:
         return
@@ -391,7 +395,7 @@ def set_status(session: Session, case: Case, status: str, *, actor: str, now: da
 
 
 def _staff_reply(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
-                 stored: Message, message: ParsedMessage, decision: ThreadDecision,
+                 stored: StoredMessage, message: ParsedMessage, decision: ThreadDecision,
                  now: datetime) -> None:
     staff = stored.from_address or ""
     known = ctx.rules.categories.keys() if ctx.rules else ()
@@ -422,7 +426,8 @@ def _staff_reply(session: Session, store: BlobStore, ctx: IngestContext, case: C
 
 
 def _apply_command(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
-                   stored: Message, name: str, value: str, staff: str, now: datetime) -> None:
+                   stored: StoredMessage, name: str, value: str, staff: str,
+                   now: datetime) -> None:
     if name == "status":
         change = apply_status_command(case.status, value)
         if not change.allowed:
@@ -447,10 +452,12 @@ def _apply_command(session: Session, store: BlobStore, ctx: IngestContext, case:
                   command=name, value=value)
 
 
-def _relay(session: Session, store: BlobStore, ctx: IngestContext, case: Case, stored: Message,
+def _relay(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
+           stored: StoredMessage,
            message: ParsedMessage, text: str, staff: str, now: datetime) -> None:
     """The staff member's new words, sent to the complainant from the monitored address."""
     ack = ctx.settings.ack
+    write_deferred(session)  # the complainant's latest mail may be in this batch
     latest = session.scalars(select(Message).where(
         Message.case_id == case.id, Message.direction == "in",
         Message.author_role == "complainant").order_by(Message.id.desc()).limit(1)).first()

@@ -40,11 +40,14 @@ from processor.db.models import Attachment, Case, Message, Quarantine
 from processor.db.store import (
     ATTACHMENTS,
     CaseNumbers,
+    StoredMessage,
     add_copy,
     add_event,
     add_event_to_complete,
+    change_message,
     existing_messages,
     format_reference,
+    new_message,
 )
 from processor.dedup import dedup_key
 from processor.errors import ComplaintsError, ConcurrentWrite
@@ -95,7 +98,8 @@ def ingest_batch(session: Session, store: BlobStore, ctx: IngestContext,
     Without `careful`, the first mail that fails raises NeedsCare (see the module's doc).
     """
     parsed = [(p.mail, p.message, p.key) for p in prepared]
-    known = existing_messages(session, (key for _, _, key in parsed if key))
+    known: dict[str, StoredMessage] = dict(
+        existing_messages(session, (key for _, _, key in parsed if key)))
     claims = casework.ThreadClaims.load(
         session,
         (i for _, m, _ in parsed if isinstance(m, ParsedMessage) for i in casework.thread_ids(m)),
@@ -141,7 +145,7 @@ def _compose_elsewhere(ctx: IngestContext, prepared: Sequence[Prepared]) -> bool
 
 def _ingest_one(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                 message: ParsedMessage | BaseException, key: str | None,
-                known: dict[str, Message], ledger: AutoReplyLedger,
+                known: dict[str, StoredMessage], ledger: AutoReplyLedger,
                 claims: casework.ThreadClaims, numbers: CaseNumbers, retry_conflicts: bool,
                 careful: bool, classification: Classification | None,
                 raw_sha256: str | None = None) -> MailOutcome:
@@ -226,11 +230,11 @@ def quarantine_mail(session: Session, store: BlobStore, ctx: IngestContext, mail
 
 
 def _record_duplicate(session: Session, ctx: IngestContext, mail: FetchedMail,
-                      message: ParsedMessage, existing: Message) -> MailOutcome:
+                      message: ParsedMessage, existing: StoredMessage) -> MailOutcome:
     now = ctx.clock()
     received_by = sorted(set(existing.received_by) | set(_received_by(ctx, message)))
     if received_by != existing.received_by:
-        existing.received_by = received_by
+        change_message(session, existing, received_by=received_by)
     _copy(session, ctx, mail.uid, "duplicate", now, message=existing)
     reference = existing.case.reference if existing.case else None
     log.info("duplicate of stored message %s (%s) skipped", existing.message_id, reference)
@@ -241,12 +245,11 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
                message: ParsedMessage, key: str, ledger: AutoReplyLedger,
                claims: casework.ThreadClaims, numbers: CaseNumbers, record_copy: bool = True,
                classification: Classification | None = None,
-               raw_sha256: str | None = None) -> tuple[MailOutcome, Message]:
+               raw_sha256: str | None = None) -> tuple[MailOutcome, StoredMessage]:
     if message.from_ is None or not message.from_.address:
         raise Unusable("no sender address could be read from the mail")
     now = ctx.clock()
     stored = _message_row(session, store, ctx, mail, message, key, now, raw_sha256)
-    session.add(stored)
     if record_copy:
         _copy(session, ctx, mail.uid, "stored", now, message=stored)
     received_by = _received_by(ctx, message)
@@ -287,7 +290,7 @@ def _store_new(session: Session, store: BlobStore, ctx: IngestContext, mail: Fet
     return MailOutcome(mail.uid, "stored", case.reference), stored
 
 
-def _link(session: Session, case: Case, old: Case, action: str, stored: Message,
+def _link(session: Session, case: Case, old: Case, action: str, stored: StoredMessage,
           now: datetime) -> None:
     """A follow-up or appeal case points at the case it continues; both show the link."""
     case.parent_case_id = old.id
@@ -308,7 +311,7 @@ def _link(session: Session, case: Case, old: Case, action: str, stored: Message,
 
 def _acknowledge(session: Session, store: BlobStore, ctx: IngestContext, case: Case,
                  message: ParsedMessage,
-                 stored: Message, classification: Classification | None,
+                 stored: StoredMessage, classification: Classification | None,
                  received_by: list[str], ledger: AutoReplyLedger, now: datetime,
                  robot: tuple[str, ...]) -> None:
     """Queue the acknowledgement in this transaction, or record on the case why there is none."""
@@ -349,7 +352,8 @@ def _not_composed(case: Case, error: str, detail: str) -> AckPlan:
     return AckPlan(None, None, (f"cannot-compose:{error}",))
 
 
-def _acknowledge_elsewhere(session: Session, ctx: IngestContext, case: Case, stored: Message,
+def _acknowledge_elsewhere(session: Session, ctx: IngestContext, case: Case,
+                           stored: StoredMessage,
                            request: AckRequest, ledger: AutoReplyLedger, now: datetime,
                            elsewhere: ComposingElsewhere) -> None:
     """_acknowledge's end for an acknowledgement composed in a worker process: counted and
@@ -420,7 +424,7 @@ def _open_case(session: Session, ctx: IngestContext, message: ParsedMessage, num
 
 
 def _apply_classification(session: Session, case: Case, classification: Classification,
-                          message: Message, now: datetime) -> None:
+                          message: StoredMessage, now: datetime) -> None:
     case.category = classification.category
     case.priority = classification.priority
     case.sla_hours = classification.sla_hours
@@ -440,9 +444,9 @@ def _apply_classification(session: Session, case: Case, classification: Classifi
 
 def _message_row(session: Session, store: BlobStore, ctx: IngestContext, mail: FetchedMail,
                  message: ParsedMessage, key: str, now: datetime,
-                 raw_sha256: str | None = None) -> Message:
+                 raw_sha256: str | None = None) -> StoredMessage:
     raw_sha = store.put(mail.raw, raw_sha256)
-    row = Message(
+    row = new_message(session, dict(
         dedup_key=key, direction="in", author_role="complainant",
         message_id=message.message_id, in_reply_to=message.in_reply_to,
         references=list(message.references), subject=message.subject,
@@ -454,7 +458,7 @@ def _message_row(session: Session, store: BlobStore, ctx: IngestContext, mail: F
         language=message.language, text=message.text, new_text=message.new_text,
         auto_submitted=message.auto_submitted, defects=list(message.defects),
         size=len(mail.raw), raw_sha256=raw_sha,
-    )
+    ))
     # Nothing in the batch reads a mail's attachment rows back: in a fast filing they are
     # written at its end with the other deferred rows (processor.db.deferred).
     deferred = deferring(session)
@@ -468,12 +472,14 @@ def _message_row(session: Session, store: BlobStore, ctx: IngestContext, mail: F
         if deferred is not None:
             deferred.add(ATTACHMENTS, values, message_pk=row)
         else:
+            assert isinstance(row, Message)  # not deferred: the ORM's
             row.attachments.append(Attachment(**values))
     return row
 
 
 def _copy(session: Session, ctx: IngestContext, uid: int, outcome: str, now: datetime, *,
-          message: Message | None = None, quarantine: Quarantine | None = None) -> None:
+          message: StoredMessage | None = None,
+          quarantine: Quarantine | None = None) -> None:
     add_copy(session, mailbox=ctx.mailbox.name, folder=ctx.folder, uidvalidity=ctx.uidvalidity,
              uid=uid, outcome=outcome, at=now, message=message, quarantine=quarantine)
 

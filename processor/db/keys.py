@@ -20,7 +20,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import Column, Engine, Integer, event, func, inspect, select
+from sqlalchemy import Column, Connection, Engine, Integer, Table, event, func, inspect, select
 from sqlalchemy.orm import Session
 
 # Engines whose transactions begin with BEGIN IMMEDIATE (registered by open_database).
@@ -75,3 +75,22 @@ def _integer_key(cls: type) -> bool:
                                and isinstance(key[0].type, Integer)
                                and key[0].autoincrement in (True, "auto"))
     return known
+
+
+def insert_returning_keys(connection: Connection, table: Table,
+                          rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` (all with the same columns) into `table`, whose key is an integer `id`,
+    with one executemany; returns their keys in the order of `rows`. On SQLite the keys are
+    given here, as for the ORM's rows above; elsewhere the database gives them and returns
+    them in the rows' order."""
+    if not rows:
+        return []
+    key_column = table.c.id
+    if connection.engine in _WRITE_LOCKED:
+        top = connection.execute(select(func.max(key_column))).scalar() or 0
+        keys = list(range(top + 1, top + 1 + len(rows)))
+        connection.execute(table.insert(), [{**row, "id": key}
+                                            for row, key in zip(rows, keys, strict=True)])
+        return keys
+    return list(connection.execute(
+        table.insert().returning(key_column, sort_by_parameter_order=True), rows).scalars())

@@ -120,7 +120,7 @@ def copies_for_uids(session: Session, mailbox: str, folder: str, uidvalidity: in
 
 
 def add_event(session: Session, case: Case, kind: str, *, at: datetime, actor: str = "system",
-              message: Message | None = None, **data: object) -> None:
+              message: StoredMessage | None = None, **data: object) -> None:
     deferred = deferring(session)
     if deferred is not None:
         deferred.add(EVENTS, {"at": at, "actor": actor, "kind": kind, "data": data},
@@ -130,7 +130,7 @@ def add_event(session: Session, case: Case, kind: str, *, at: datetime, actor: s
 
 
 def add_event_to_complete(session: Session, case: Case, kind: str, *, at: datetime,
-                          message: Message | None = None, **data: object) -> dict[str, Any]:
+                          message: StoredMessage | None = None, **data: object) -> dict[str, Any]:
     """add_event while the batch's rows are deferred, returning the row's values: its kind and
     data may still change until they are written (processor.composing)."""
     deferred = deferring(session)
@@ -149,7 +149,7 @@ def add_thread_claim(session: Session, message_id: str, case: Case, at: datetime
 
 
 def add_copy(session: Session, *, mailbox: str, folder: str, uidvalidity: int, uid: int,
-             outcome: str, at: datetime, message: Message | None = None,
+             outcome: str, at: datetime, message: StoredMessage | None = None,
              quarantine: Quarantine | None = None) -> None:
     """Where a mail was found on the server, and what became of it."""
     values = {"mailbox": mailbox, "folder": folder, "uidvalidity": uidvalidity, "uid": uid,
@@ -164,6 +164,75 @@ def add_copy(session: Session, *, mailbox: str, folder: str, uidvalidity: int, u
 EVENTS, THREAD_CLAIMS, MESSAGE_COPIES, MESSAGES, OUTBOX, ATTACHMENTS = (
     cast(Table, model.__table__) for model in (Event, ThreadClaim, MessageCopy, Message,
                                                OutboxMail, Attachment))
+
+
+class NewMessage:
+    """A mail's row in the messages table while a batch is filed fast (processor.db.deferred):
+    read and changed like the ORM's Message (`stored.case = case`, `stored.author_role`), and
+    written with the batch's deferred rows, before the rows that point at it, which is when it
+    gets its key (`id`). A change after that would be lost, so it is refused."""
+
+    __slots__ = ("values", "case", "id")
+    _OWN = frozenset(__slots__)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "values", values)  # column -> value, without id and case_id
+        object.__setattr__(self, "case", None)
+        object.__setattr__(self, "id", None)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.id is not None:
+            raise RuntimeError(f"message row {self.id} already written; {name} not changed")
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        elif name in self.values:
+            self.values[name] = value
+        else:
+            raise AttributeError(f"a message row has no column {name!r}")
+
+    def row_values(self) -> dict[str, Any]:
+        return {**self.values, "case_id": None if self.case is None else self.case.id}
+
+
+# A stored incoming mail: its ORM object, or its row written with the batch (above).
+StoredMessage = Message | NewMessage
+
+
+def pending_messages(session: Session) -> list[NewMessage]:
+    """The stored mails of this batch whose rows are not written yet."""
+    deferred = deferring(session)
+    return [] if deferred is None else cast(list[NewMessage], deferred.keyed.get(MESSAGES, []))
+
+
+def change_message(session: Session, message: StoredMessage, **changes: Any) -> None:
+    """Change columns of a stored mail's row: an ORM object, a row still deferred, or one
+    written already (a query within the batch needed it)."""
+    if isinstance(message, NewMessage) and message.id is not None:
+        session.connection().execute(
+            MESSAGES.update().where(MESSAGES.c.id == message.id).values(**changes))
+        message.values.update(changes)
+        return
+    for name, value in changes.items():
+        setattr(message, name, value)
+
+
+def new_message(session: Session, values: dict[str, Any]) -> StoredMessage:
+    """The row of a newly stored mail: deferred in a fast filing, else an ORM object added to
+    the session."""
+    deferred = deferring(session)
+    if deferred is None:
+        message = Message(**values)
+        session.add(message)
+        return message
+    row = NewMessage(values)
+    deferred.add_keyed(MESSAGES, row)
+    return row
 
 
 def case_by_reference(session: Session, reference: str) -> Case | None:

@@ -451,3 +451,21 @@ def test_reply_all_that_reached_the_complainant_is_not_relayed_twice(talk: Conve
                    extra=AUTH_PASS + "\r\n"))
     assert "relay-skipped" in c.kinds("C-000001") and "relayed" not in c.kinds("C-000001")
     assert not [m for m in c.desk.outbox() if m.kind == "relay"]
+
+
+def test_a_relay_answers_the_complainants_latest_mail_even_when_it_came_in_the_same_batch(
+        talk: Conversation) -> None:
+    """The complainant's follow-up and the staff answer are fetched together: the relay must
+    answer the follow-up, whose row the batch has not written yet when the relay is made."""
+    c = talk
+    c.round(c.mail(c.complainant, "Bill", "Charged twice.", msgid="<b1@customer.example>"))
+    signed = signed_address(c)
+    c.round(
+        c.mail(c.complainant, "Re: [C-000001] Bill", "And a third time today.",
+               msgid="<b2@customer.example>", in_reply_to="<b1@customer.example>"),
+        c.mail(c.agent, "Re: [C-000001] Bill", "All three are refunded.", to=signed,
+               msgid="<b3@desk.example.com>", extra=AUTH_PASS + "\r\n"),
+    )
+    [relayed] = [m for m in c.mails_to(c.complainant) if "refunded" in m.as_string()]
+    assert relayed["In-Reply-To"] == "<b2@customer.example>"
+    assert "relayed" in c.kinds("C-000001")
