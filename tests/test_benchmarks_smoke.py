@@ -23,7 +23,8 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
     results.write_text("# Benchmark results\n\n## Digest\n\nkept as it was\n", encoding="utf-8")
     argv = [sys.executable, "-m", "benchmarks.run", "--quick", "--pairs", "2",
             "--results", str(results)]
-    if _pg_reachable("postgresql+psycopg://postgres@127.0.0.1:5432/postgres") is not None:
+    with_postgres = _pg_reachable("postgresql+psycopg://postgres@127.0.0.1:5432/postgres") is None
+    if not with_postgres:
         argv.append("--no-postgres")
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
                           stdin=subprocess.DEVNULL)
@@ -41,6 +42,11 @@ def test_benchmark_quick_run_prints_the_table(tmp_path: Path) -> None:
     assert "**failed**" not in done.stdout, done.stdout
     # The floor and the poll ran twice, one after the other; the ratio is the pairs' median.
     assert "the median of 2 pairs run back to back" in done.stdout, done.stdout
+    if with_postgres:  # against a SQLite poll run just before it, as the floor and the poll
+        ratio_row = next(line for line in done.stdout.splitlines()
+                         if line.startswith("| time PostgreSQL / SQLite"))
+        assert "run back to back; against the pairs' median SQLite poll" in ratio_row
+        assert "| poll --once, SQLite, just before it " in done.stdout
     recorded = results.read_text(encoding="utf-8")
     assert "## Digest\n\nkept as it was" in recorded
     assert "## Run of " in recorded and "poll --once, SQLite" in recorded
