@@ -10,7 +10,8 @@ the order they were added, so events keep the order of their keys that the timel
 
 A stored mail's own row is deferred too (processor.db.store.NewMessage): other rows and the
 rest of the batch refer to it, so it is written first, with its key given as it is written.
-As an ORM object, it was a third of what the flush of a batch cost the filing process.
+As an ORM object, it was about half of what the batch's flush cost the filing process
+(benchmarks/RESULTS.md).
 
 Only the fast filing of a batch defers (pipeline.ingest_batch). Filed carefully, mail by mail
 in SAVEPOINTs, each mail's rows must roll back with it, so they are ORM objects again.
