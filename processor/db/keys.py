@@ -53,11 +53,17 @@ def _give_keys(session: Session, _flush_context: Any, _instances: Any) -> None:
             continue
         key_column: Column[Any] = inspect(cls).primary_key[0]
         # session.connection(), not session.execute: that would flush again.
-        top = session.connection().execute(select(func.max(key_column))).scalar() or 0
+        top = _largest_key(session.connection(), key_column)
         objects.sort(key=lambda obj: inspect(obj).insert_order)
         for key, obj in enumerate(objects, start=top + 1):
             obj.id = key
             inspect(obj).info[_GIVEN] = True
+
+
+def _largest_key(connection: Connection, key_column: Column[Any]) -> int:
+    """The largest key in the table so far (0 when empty); under BEGIN IMMEDIATE no other
+    writer can add one before this transaction's rows take the next ones."""
+    return connection.execute(select(func.max(key_column))).scalar() or 0
 
 
 _GIVEN = "complaints.key_given"  # in an object's InstanceState.info
@@ -87,7 +93,7 @@ def insert_returning_keys(connection: Connection, table: Table,
         return []
     key_column = table.c.id
     if connection.engine in _WRITE_LOCKED:
-        top = connection.execute(select(func.max(key_column))).scalar() or 0
+        top = _largest_key(connection, key_column)
         keys = list(range(top + 1, top + 1 + len(rows)))
         connection.execute(table.insert(), [{**row, "id": key}
                                             for row, key in zip(rows, keys, strict=True)])
