@@ -5,6 +5,7 @@ Only that it completes is checked: the figures depend on the machine and are nev
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -63,3 +64,22 @@ def test_the_micro_benchmarks_run(argv: list[str], prints: str) -> None:
                           text=True, timeout=240, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     assert prints in done.stdout
+
+
+def test_postgres_is_compared_with_the_sqlite_poll_beside_it_or_else_the_median() -> None:
+    from benchmarks.ingest import Throughput
+    from benchmarks.run import Report, render
+
+    args = argparse.Namespace(n=10, big_mb=0, over_limit_mb=0, latency_mails=0,
+                              soak_mails=0, pairs=3, small_n=0)
+    report = Report(10)
+    report.postgres, report.sqlite = Throughput("pg", 10, 14.0, 100.0), Throughput(
+        "sqlite", 10, 10.0, 100.0)
+    report.postgres_pair = Throughput("sqlite", 10, 9.0, 100.0)
+    [row] = [line for line in render(report, args).splitlines() if "PostgreSQL /" in line]
+    assert "1.56, run back to back; against the pairs' median SQLite poll, 1.40" in row
+    assert "**not met**" in row
+    report.postgres_pair = None  # it failed: the table still compares PostgreSQL, with the median
+    [row] = [line for line in render(report, args).splitlines() if "PostgreSQL /" in line]
+    assert "1.40, against the pairs' median SQLite poll" in row and "≤ 1.5: met" in row
+    assert "| poll --once, PostgreSQL " in render(report, args)
