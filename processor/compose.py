@@ -328,12 +328,17 @@ def _verify_headers(msg: EmailMessage) -> None:
             raise InvalidHeader(f"composed {name} header changed on the wire")
 
 
-def _address_list(msg: email.message.Message, name: str) -> list[str]:
+def _address_list(msg: email.message.Message, name: str) -> tuple[str, ...]:
     values = msg.get_all(name, [])
     ours = [v for v in values if isinstance(v, AddressWireHeader)]
     if len(ours) == len(values):  # what we meant, known without parsing
-        return [a.addr_spec for v in ours for a in v.addresses]
-    return [a for _, a in email.utils.getaddresses([str(v) for v in values])]
+        return tuple(a.addr_spec for v in ours for a in v.addresses)
+    return _parsed_addresses(tuple(str(v) for v in values))
+
+
+@functools.lru_cache(maxsize=1024)  # the desk's From is the same in every acknowledgement
+def _parsed_addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(address for _, address in email.utils.getaddresses(list(values)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +355,10 @@ class OutgoingCopy:
 
 
 def outgoing_copy(outgoing: EmailMessage) -> OutgoingCopy:
-    body = outgoing.get_body(("plain",))
+    text = outgoing.plain_text() if isinstance(outgoing, ComposedMessage) else None
+    if text is None:
+        body = outgoing.get_body(("plain",))
+        text = body.get_content() if body is not None else ""
     return OutgoingCopy(
         message_id=str(outgoing["Message-ID"]),
         in_reply_to=str(outgoing["In-Reply-To"]) if outgoing["In-Reply-To"] else None,
@@ -358,7 +366,7 @@ def outgoing_copy(outgoing: EmailMessage) -> OutgoingCopy:
         from_address=outgoing["From"].addresses[0].addr_spec.lower(),
         to_addresses=[{"name": a.display_name, "address": a.addr_spec}
                       for a in outgoing["To"].addresses],
-        text=body.get_content() if body is not None else "")
+        text=text)
 
 
 def compose_case_mail(*, case_ref: str, tag_format: str, subject: str,

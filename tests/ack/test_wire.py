@@ -27,6 +27,7 @@ from processor.compose import (
     compose_case_mail,
     compose_staff_notification,
     make_message_id,
+    outgoing_copy,
 )
 from processor.mail.model import Address
 from processor.render import RenderedBody
@@ -338,6 +339,26 @@ def test_changing_the_message_after_composing_changes_its_bytes() -> None:
     assert back["Subject"] == parse(before)["Subject"]
     lf = compose_all()[0].as_bytes(policy=email.policy.default)
     assert b"\r\n" not in lf and parse(lf)["Subject"].startswith("[C-000123] ")
+
+
+@pytest.mark.parametrize("text", BODIES)
+def test_the_kept_text_is_what_a_reader_decodes(text: str) -> None:
+    # outgoing_copy records it instead of decoding the part again: it must be the same text.
+    people = (wire.addresses("From", [HeaderAddress("Desk", "desk", "example.com")]),
+              wire.addresses("To", [HeaderAddress("", "alice", "example.org")]))
+    for msg in (mail_with(*people, text=text), mail_with(*people, text=text, html="<p>x</p>\n")):
+        assert msg.plain_text() == msg.get_body(("plain",)).get_content()
+        assert outgoing_copy(msg).text == parse(msg.as_bytes()).get_body(
+            ("plain",)).get_content()
+
+
+def test_the_kept_text_is_forgotten_once_the_message_changes() -> None:
+    for msg in compose_all():
+        assert msg.plain_text() == msg.get_body(("plain",)).get_content()
+        plain = msg.get_body(("plain",))
+        plain.set_content("changed after composing\n")
+        assert msg.plain_text() is None
+        assert outgoing_copy(msg).text == "changed after composing\n"
 
 
 def test_loop_header_cannot_take_a_content_header_name() -> None:
