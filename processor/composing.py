@@ -29,7 +29,7 @@ from processor.ack import AckRequest, compose_requested
 from processor.blobstore import BlobStore, StagedFile
 from processor.compose import OutgoingCopy, outgoing_copy
 from processor.errors import ComplaintsError
-from processor.prepare import Preparer, crosses_processes, remove_staged, worker_store
+from processor.prepare import Claim, Preparer, crosses_processes, remove_staged, worker_store
 from processor.render import TemplateRenderer
 
 # A worker process imports this module to compose (`_compose_chunk`): it imports nothing of the
@@ -63,6 +63,10 @@ class NotComposed:
 
 
 Result = Composed | NotComposed
+# A chunk of requests, its future in the worker processes (None: composed here) and the
+# claim by which this process can still compose it itself (processor.prepare.Claim).
+_Sent = tuple[list[tuple[AckRequest, "Finish"]], Future[list[Result] | None] | None,
+              Claim | None]
 # Called in the filing process, in the order the requests were made, with the result and,
 # for a composed mail, the SHA-256 of its bytes staged in the blob store.
 Finish = Callable[[Result, str | None], None]
@@ -103,7 +107,7 @@ class ComposingElsewhere:
                  store: BlobStore) -> None:
         self.preparer, self.renderer, self.store = preparer, renderer, store
         self._waiting: list[tuple[AckRequest, Finish]] = []
-        self._sent: list[tuple[list[tuple[AckRequest, Finish]], Future[list[Result]] | None]] = []
+        self._sent: list[_Sent] = []
 
     def add(self, request: AckRequest, finish: Finish) -> None:
         self._waiting.append((request, finish))
@@ -112,11 +116,11 @@ class ComposingElsewhere:
 
     def _send(self) -> None:
         chunk, self._waiting = self._waiting, []
-        future = self.preparer.call(
+        called = self.preparer.call_claimable(
             _compose_chunk, [request for request, _ in chunk],
             tuple(str(d) for d in self.renderer.directories), self.renderer.default_language,
             str(self.store.root))
-        self._sent.append((chunk, future))
+        self._sent.append((chunk, *called) if called is not None else (chunk, None, None))
 
     def finish(self, session: Session) -> None:
         """Queue every acknowledgement requested so far, in order (DeferredRows calls this).
@@ -124,23 +128,25 @@ class ComposingElsewhere:
         The batch waits for them, so what no worker has started yet is composed here rather
         than waited for: the last chunks would otherwise wait behind the next batch's."""
         if self._waiting:
-            self._sent.append((self._waiting, None))
+            self._sent.append((self._waiting, None, None))
             self._waiting = []
         sent, self._sent = self._sent, []
         # Composed here from the last chunk back, one at a time, while the workers go on from
         # the first: a chunk is taken back only when its turn comes, so the workers may start
-        # it meanwhile. Taken back all at once, two in five were composed here.
+        # it meanwhile. Taken back all at once, two in five were composed here. A chunk
+        # already in the pool is taken back too, unless a worker has started it: it would
+        # wait there behind a chunk of the next batch's preparation.
         here: dict[int, list[Result]] = {}
         try:
             for index in range(len(sent) - 1, -1, -1):
-                chunk, future = sent[index]
-                if future is not None and not future.cancel():
-                    break  # started, and so were those before it (they are given in order)
-                here[index] = [compose(request, self.renderer, None) for request, _ in chunk]
+                chunk, future, claim = sent[index]
+                if future is None or future.cancel() or (claim is not None and claim.take()):
+                    here[index] = [compose(request, self.renderer, None)
+                                   for request, _ in chunk]
         except BaseException:
             self._sent = sent  # cancel() removes what the workers staged
             raise
-        for index, (chunk, future) in enumerate(sent):
+        for index, (chunk, future, _) in enumerate(sent):
             try:
                 results = here[index] if index in here else self._results(chunk, future)
             except BaseException:  # interrupted while waiting: cancel() removes their files
@@ -166,10 +172,12 @@ class ComposingElsewhere:
         return result.staged.sha256
 
     def _results(self, chunk: list[tuple[AckRequest, Finish]],
-                 future: Future[list[Result]] | None) -> list[Result]:
+                 future: Future[list[Result] | None] | None) -> list[Result]:
         if future is not None:
             try:
-                return future.result()
+                results = future.result()
+                if results is not None:  # None: taken back, which `finish` composed here
+                    return results
             except Exception as exc:  # noqa: BLE001 - a dead or failing worker process
                 log.warning("a preparing process failed composing acknowledgements (%s: %s); "
                             "composing them here", exc.__class__.__name__, exc)
@@ -178,15 +186,16 @@ class ComposingElsewhere:
     def cancel(self) -> None:
         """The batch failed: what the workers staged for it goes."""
         self._waiting = []
-        for _, future in self._sent:
+        for _, future, _ in self._sent:
             if future is not None and not future.cancel():
                 future.add_done_callback(_remove_staged_of)
         self._sent = []
 
 
-def _remove_staged_of(future: Future[list[Result]]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        remove_staged([r.staged for r in future.result()
+def _remove_staged_of(future: Future[list[Result] | None]) -> None:
+    results = None if future.cancelled() or future.exception() is not None else future.result()
+    if results is not None:  # None: taken back before a worker started it, nothing staged
+        remove_staged([r.staged for r in results
                        if isinstance(r, Composed) and r.staged is not None])
 
 

@@ -74,7 +74,7 @@ def test_a_worker_composes_what_this_process_would(tmp_path: Path, preparer: Pre
     store = BlobStore(tmp_path / "blobs")
     elsewhere = ComposingElsewhere(preparer, renderer, store)
     got = _finished(elsewhere, CHUNK_REQUESTS)
-    wait([future for _, future in elsewhere._sent if future is not None])
+    wait([future for _, future, _ in elsewhere._sent if future is not None])
     staged = list(store.root.rglob(".tmp-*"))
     assert len(staged) == CHUNK_REQUESTS
     assert all(f"-{os.getpid()}-" not in path.name for path in staged), \
@@ -95,18 +95,38 @@ def test_a_worker_composes_what_this_process_would(tmp_path: Path, preparer: Pre
 def test_what_no_worker_started_is_composed_here(tmp_path: Path, preparer: Preparer) -> None:
     renderer = TemplateRenderer.with_override(None)
     store = BlobStore(tmp_path / "blobs")
-    busy = preparer.call(time.sleep, 2.0)  # the one worker process is busy
+    busy = preparer.call(time.sleep, 5.0)  # the one worker process is busy
     elsewhere = ComposingElsewhere(preparer, renderer, store)
     # The first chunk goes to the pool behind the sleep; the second waits for room, and the
-    # rest is not sent at all: finishing composes both of those here.
+    # rest is not sent at all. Finishing composes all of them here: the first is taken back
+    # from the pool rather than waited for.
     got = _finished(elsewhere, 2 * CHUNK_REQUESTS + 3)
+    in_pool = elsewhere._sent[0][1]
     elsewhere.finish(None)  # type: ignore[arg-type]
-    assert busy is not None and busy.done()  # the first chunk was waited for
-    composed_where = [r.staged is None for r, _ in got]  # type: ignore[union-attr]
-    assert composed_where == [False] * CHUNK_REQUESTS + [True] * (CHUNK_REQUESTS + 3)
+    assert busy is not None and not busy.done(), "finishing waited for the busy worker"
+    assert all(r.staged is None for r, _ in got)  # type: ignore[union-attr]
     assert all(isinstance(r, Composed) and s for r, s in got)
     store.sync()
     assert len({s for _, s in got}) == len(got)
+    # The worker skips the chunk taken back: nothing composed twice, nothing left staged.
+    assert in_pool is not None and in_pool.result(timeout=30) is None
+    assert not list(store.root.rglob(".tmp-*"))
+
+
+def test_a_chunk_a_worker_started_is_waited_for_not_composed_twice(
+        tmp_path: Path, preparer: Preparer) -> None:
+    renderer = TemplateRenderer.with_override(None)
+    store = BlobStore(tmp_path / "blobs")
+    elsewhere = ComposingElsewhere(preparer, renderer, store)
+    got = _finished(elsewhere, CHUNK_REQUESTS)
+    future, claim = elsewhere._sent[0][1:]
+    assert future is not None and claim is not None
+    future.result(timeout=30)  # the worker has composed it: it can no longer be taken back
+    assert not claim.take()
+    elsewhere.finish(None)  # type: ignore[arg-type]
+    assert all(r.staged is not None for r, _ in got)  # type: ignore[union-attr]
+    store.sync()
+    assert not list(store.root.rglob(".tmp-*"))
 
 
 def test_an_acknowledgement_that_cannot_be_composed_comes_back_as_such(
