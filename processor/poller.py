@@ -199,7 +199,6 @@ class Poller:
                     stats.count(outcome)
                 if progress:
                     progress(len(outcomes))
-                self.runtime.outbox_wake.set()
                 server.give(self._act_on_server, connection, outcomes, stats)
                 if len(outcomes) < len(current.batch):  # stopped in the middle of the batch
                     return
@@ -311,8 +310,10 @@ class Poller:
     def _file(self, connection: MailboxConnection, ctx: IngestContext, batch: list[int],
               mails: list[Prepared], oversized: list[int], sizes: dict[int, int], *,
               retry_conflicts: bool, careful: bool) -> list[MailOutcome]:
+        # Committed without waiting for the disk: _act_on_server syncs it before the server
+        # lets go of the mail (processor.db.durability).
         with conflicts_as(ConcurrentWrite, enabled=retry_conflicts), \
-                session_scope(self.engine) as session:
+                session_scope(self.runtime.filing.engine) as session:
             outcomes = ingest_batch(session, self.store, ctx, mails, self.should_stop,
                                     retry_conflicts=retry_conflicts, careful=careful)
             if len(outcomes) == len(mails):
@@ -357,6 +358,9 @@ class Poller:
     # -- acting on the server ----------------------------------------------------------------------
     def _act_on_server(self, connection: MailboxConnection, outcomes: list[MailOutcome],
                        stats: PollStats) -> None:
+        self.runtime.filing.make_durable()
+        # The batch's acknowledgements are on disk now: the sender need not wait for its round.
+        self.runtime.outbox_wake.set()
         self._move_or_mark(connection, outcomes, stats)
         failpoints.reach("after-move")
 
@@ -440,6 +444,7 @@ class Poller:
             outcomes += self._ingest(connection, ctx, fetched)
         log.info("%s: moving %d mails filed earlier (an interrupted poll, or a move the server "
                  "refused)", ctx.mailbox.name, len(outcomes))
+        self.runtime.filing.make_durable()  # committed by a process that may not have synced
         self._move_or_mark(connection, outcomes, stats)
         return len(outcomes)
 

@@ -17,6 +17,7 @@ from processor.compose import subject_tag_pattern
 from processor.config import MailboxSettings, Settings
 from processor.context import IngestContext
 from processor.db import check_schema_current, open_database
+from processor.db.durability import FilingDurability
 from processor.errors import ConfigError
 from processor.heap import collect_rarely, return_large_blocks
 from processor.prepare import Preparer
@@ -37,8 +38,11 @@ class Runtime:
     appeal_phrases: tuple[str, ...] = ()
     # Processes that parse and classify the next batch while this one is filed.
     preparer: Preparer = field(default_factory=lambda: Preparer(0))
+    # The engine batches are filed with, and the sync before the server is touched.
+    filing: FilingDurability = field(init=False)
 
     def __post_init__(self) -> None:
+        self.filing = FilingDurability(self.engine, echo=self.settings.database.echo)
         processing = self.settings.processing
         self.tag_pattern = subject_tag_pattern(self.settings.ack.tag_format,
                                                processing.case_prefix, processing.case_width)

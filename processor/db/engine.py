@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def open_database(url: str, *, echo: bool = False,
-                  idle_in_transaction_seconds: float | None = None) -> Engine:
+                  idle_in_transaction_seconds: float | None = None,
+                  synced_commits: bool = True) -> Engine:
     """Create the engine for a URL; plain `postgresql://` URLs are routed to psycopg 3.
 
     `idle_in_transaction_seconds` (PostgreSQL): the server ends a session that sits inside a
-    transaction without a statement for that long, releasing its locks."""
+    transaction without a statement for that long, releasing its locks.
+    `synced_commits=False` (SQLite in WAL mode): a commit returns before it is on disk; only
+    for the filing of batches, which syncs them itself (processor.db.durability)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -36,7 +40,7 @@ def open_database(url: str, *, echo: bool = False,
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, echo=echo,
                                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, synced_commits))
         # pysqlite's own transaction handling defers BEGIN; take control so that
         # SAVEPOINTs and write locks behave as documented.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -57,12 +61,14 @@ def open_database(url: str, *, echo: bool = False,
                           hint="pip install 'complaint-processor[postgres]'") from None
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(synced_commits: bool, dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see above)
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk before we touch the mail on the server.
-    cursor.execute("PRAGMA synchronous=FULL")
+    journal = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    # FULL: a commit is on disk before we touch the mail on the server. NORMAL only in WAL
+    # mode, where a commit not yet synced is lost whole or kept whole, never half.
+    synchronous = "NORMAL" if not synced_commits and journal == "wal" else "FULL"
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
