@@ -247,8 +247,11 @@ def decide(session: Session, ctx: IngestContext, message: ParsedMessage, robot: 
         reference_case=_facts(session, reference_case, claims),
         reply_target_case=_facts(session, target_case, claims), sender_is_staff=sender_is_staff,
         staff_verified=bool(verification and verification.verified), auto_submitted=robot)
+    # Read only when the mail names a case it may join: most open one (a search of the text).
+    names_a_case = any((evidence.tag_case, evidence.reference_case, evidence.reply_target_case))
     decision = decide_thread(evidence, now, ctx.settings.lifecycle,
-                             appeal_requested(message.new_text, ctx.appeal_phrases),
+                             names_a_case and appeal_requested(message.new_text,
+                                                               ctx.appeal_phrases),
                              unknown_sender_policy=staff.unknown_sender_policy)
     landed = decision.case_ref or decision.link_to
     return Threading(decision, cases.get(landed) if landed else None, verification)
