@@ -22,15 +22,12 @@ PostgreSQL commits are durable when they return: there the filing uses the one e
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from processor.db.engine import open_database
-
-log = logging.getLogger("processor.db.durability")
 
 
 class FilingDurability:

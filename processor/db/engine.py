@@ -61,7 +61,8 @@ def open_database(url: str, *, echo: bool = False,
                           hint="pip install 'complaint-processor[postgres]'") from None
 
 
-def _sqlite_pragmas(synced_commits: bool, dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(synced_commits: bool, dbapi_connection,  # type: ignore[no-untyped-def]
+                    _record) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see above)
     cursor = dbapi_connection.cursor()
     journal = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
