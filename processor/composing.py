@@ -176,7 +176,7 @@ class ComposingElsewhere:
         if future is not None:
             try:
                 results = future.result()
-                if results is not None:  # None: taken back, which `finish` composed here
+                if results is not None:  # None: the worker skipped it: composed below
                     return results
             except Exception as exc:  # noqa: BLE001 - a dead or failing worker process
                 log.warning("a preparing process failed composing acknowledgements (%s: %s); "
