@@ -63,13 +63,13 @@ class NotComposed:
 
 
 Result = Composed | NotComposed
-# A chunk of requests, its future in the worker processes (None: composed here) and the
-# claim by which this process can still compose it itself (processor.prepare.Claim).
-_Sent = tuple[list[tuple[AckRequest, "Finish"]], Future[list[Result] | None] | None,
-              Claim | None]
 # Called in the filing process, in the order the requests were made, with the result and,
 # for a composed mail, the SHA-256 of its bytes staged in the blob store.
 Finish = Callable[[Result, str | None], None]
+# A chunk of requests, its future in the worker processes (None: composed here) and the
+# claim by which this process can still compose it itself (processor.prepare.Claim).
+_Sent = tuple[list[tuple[AckRequest, Finish]], Future[list[Result] | None] | None,
+              Claim | None]
 
 
 crosses_processes(AckRequest, Composed, NotComposed, OutgoingCopy)
